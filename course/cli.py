@@ -1,0 +1,32 @@
+"""``course``: the instructor's commands (see README, "For instructors")."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from course import pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="course", description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (holds source/ and nbgrader_config.py)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    release = commands.add_parser("release", help="generate release/ from source/ with nbgrader")
+    release.add_argument("assignments", nargs="*", help="default: every assignment in source/")
+    commands.add_parser("demo", help="release everything, autograde the sample submissions, export grades.csv")
+    args = parser.parse_args(argv)
+
+    root = args.root.resolve()
+    if not (root / "nbgrader_config.py").is_file():
+        parser.error(f"{root} is not a course folder: it has no nbgrader_config.py")
+    if args.command == "release":
+        for assignment in args.assignments or pipeline.assignments(root):
+            pipeline.release(root, assignment)
+    else:
+        print(pipeline.demo(root))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""The instructor's nbgrader steps, run as nbgrader's own commands in a course folder.
+
+Used by ``course demo`` (README's main command) and by ``tests/test_pipeline.py``.
+Every step is the documented nbgrader command an instructor would type, run
+with this Python so that the course's configuration and kernel are the same.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+
+from course import submissions
+
+SAMPLES_DIR = Path("tests") / "submissions"
+
+
+def assignments(root: Path) -> list[str]:
+    """The assignments in ``root/source``, in course order."""
+    return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def nbgrader(root: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``nbgrader ARGS`` in ``root``; raise with its output if it fails."""
+    # nbgrader calls `alembic` by name: put this Python's scripts first on PATH.
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root, text=True, capture_output=capture, env=env,
+    )
+    if result.returncode != 0:
+        detail = f"\n{result.stdout}\n{result.stderr}" if capture else ""
+        raise RuntimeError(f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}{detail}")
+    return result
+
+
+def release(root: Path, assignment: str, capture: bool = False) -> None:
+    """``nbgrader generate_assignment``: write ``release/<assignment>`` from ``source/``."""
+    nbgrader(root, "generate_assignment", assignment, "--force", capture=capture)
+
+
+def submit_samples(root: Path, assignment: str, samples_dir: Path) -> list[submissions.SampleSubmission]:
+    """Build the sample submissions of ``assignment`` into ``root/submitted/<student>/<assignment>/``."""
+    spec_file = samples_dir / f"{assignment}.yml"
+    if not spec_file.is_file():
+        return []
+    specs = submissions.load_specs(spec_file)
+    for spec in specs:
+        target = root / "submitted" / spec.student / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for release_nb in sorted((root / "release" / assignment).glob("*.ipynb")):
+            source_nb = root / "source" / assignment / release_nb.name
+            nbformat.write(submissions.build(release_nb, source_nb, spec), target / release_nb.name)
+    return specs
+
+
+def grade(root: Path, assignment: str, capture: bool = False) -> None:
+    """``nbgrader autograde`` then ``nbgrader generate_feedback`` for every submission of ``assignment``."""
+    nbgrader(root, "autograde", assignment, "--force", capture=capture)
+    nbgrader(root, "generate_feedback", assignment, "--force", capture=capture)
+
+
+def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
+    """``nbgrader export``: write ``root/grades.csv`` and return its rows."""
+    nbgrader(root, "export", capture=capture)
+    with open(root / "grades.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def format_grades(rows: list[dict[str, str]]) -> str:
+    """A plain-text table of ``grades.csv`` rows."""
+    lines = [f"{'assignment':<16} {'student':<16} {'score':>7} {'max':>5}"]
+    for row in sorted(rows, key=lambda r: (r["assignment"], r["student_id"])):
+        lines.append(f"{row['assignment']:<16} {row['student_id']:<16} {float(row['score']):>7.1f} {float(row['max_score']):>5.1f}")
+    return "\n".join(lines)
+
+
+def demo(root: Path) -> str:
+    """Release every assignment, grade its sample submissions, export and return the grade table."""
+    for assignment in assignments(root):
+        release(root, assignment)
+        if submit_samples(root, assignment, root / SAMPLES_DIR):
+            grade(root, assignment)
+    return format_grades(export(root))
