@@ -27,6 +27,7 @@ import io
 import os
 import tarfile
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def _cifar10_from_mirror(tried: list[str]) -> tuple[Arrays, str] | None:
             with np.load(cache) as f:
                 arrays = (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
             return arrays, f"offline mirror {archive} (decoded cache {cache})"
-        except (OSError, ValueError, KeyError, EOFError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             cache.unlink()  # a damaged cache is rebuilt from the verified archive
     arrays = _decode_cifar10_jpeg(archive)
     _atomic_save_npz(cache, arrays)

@@ -1,0 +1,46 @@
+"""course.budget: which budget runs, and why."""
+
+import pytest
+
+from course import budget
+
+FULL = budget.Budget(epochs=10)
+GRADING = budget.Budget(epochs=2, train_samples=12_000)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    monkeypatch.delenv(budget.BUDGET_VARIABLE, raising=False)
+    monkeypatch.delenv(budget.NBGRADER_VARIABLE, raising=False)
+
+
+def test_students_get_the_full_budget(capsys):
+    chosen = budget.choose(full=FULL, grading=GRADING)
+    assert chosen == budget.Budget(10, None, "full")
+    assert capsys.readouterr().out == "Training budget: full (default for students): 10 epochs, all training images\n"
+
+
+@pytest.mark.parametrize("mode", ["autograde", "validate"])
+def test_nbgrader_runs_get_the_grading_budget(monkeypatch, capsys, mode):
+    monkeypatch.setenv(budget.NBGRADER_VARIABLE, mode)
+    assert budget.choose(full=FULL, grading=GRADING) == budget.Budget(2, 12_000, "grading")
+    assert capsys.readouterr().out == f"Training budget: grading (nbgrader {mode}): 2 epochs, 12,000 training images\n"
+
+
+def test_explicit_variable_wins_over_nbgrader(monkeypatch):
+    monkeypatch.setenv(budget.NBGRADER_VARIABLE, "autograde")
+    monkeypatch.setenv(budget.BUDGET_VARIABLE, "FULL")
+    assert budget.active_name() == "full"
+    assert budget.choose(full=FULL, grading=GRADING).epochs == 10
+
+
+def test_unknown_budget_name_is_an_error(monkeypatch):
+    monkeypatch.setenv(budget.BUDGET_VARIABLE, "tiny")
+    with pytest.raises(ValueError, match="COURSE_BUDGET='tiny'"):
+        budget.active_name()
+
+
+@pytest.mark.parametrize("epochs, samples", [(0, None), (3, 0)])
+def test_budget_rejects_nonsense(epochs, samples):
+    with pytest.raises(ValueError):
+        budget.Budget(epochs=epochs, train_samples=samples)

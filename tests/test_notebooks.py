@@ -1,0 +1,87 @@
+"""The notebooks' structure: nbgrader metadata, the course skeleton, clean commits."""
+
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course import submissions
+
+ROOT = Path(__file__).parents[1]
+SOURCE_NOTEBOOKS = sorted((ROOT / "source").glob("*/*.ipynb"))
+RELEASE_NOTEBOOKS = sorted((ROOT / "release").glob("*/*.ipynb"))
+ALL_NOTEBOOKS = SOURCE_NOTEBOOKS + RELEASE_NOTEBOOKS
+
+
+def _nbgrader(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def test_there_are_notebooks():
+    assert SOURCE_NOTEBOOKS and len(RELEASE_NOTEBOOKS) == len(SOURCE_NOTEBOOKS)
+
+
+def test_grade_ids_are_unique_across_the_course():
+    ids = [_nbgrader(c)["grade_id"] for path in SOURCE_NOTEBOOKS for c in _read(path).cells if _nbgrader(c).get("grade_id")]
+    assert [i for i, n in Counter(ids).items() if n > 1] == []
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_without_outputs(path):
+    for cell in _read(path).cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_skeleton(path):
+    cells = _read(path).cells
+    headings = [line for c in cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("#")]
+    assert cells[0].source.startswith("# ") and sum(h.startswith("# ") for h in headings) == 1, "one H1 title, first"
+    for section in ("## Overview", "## Setup", "## Summary", "## Exercises"):
+        assert any(h.startswith(section) for h in headings), f"missing section {section}"
+    for before, cell in zip(cells, cells[1:]):
+        if cell.cell_type == "code" and not _nbgrader(cell).get("grade"):
+            assert before.cell_type == "markdown" or _nbgrader(before).get("grade"), f"no prose before: {cell.source[:60]}"
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_graded_cells(path):
+    cells = _read(path).cells
+    pending_solution = None
+    for cell in cells:
+        meta = _nbgrader(cell)
+        if meta.get("solution") and cell.cell_type == "code":
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+            pending_solution = meta["grade_id"]
+        if meta.get("grade"):
+            assert meta["points"] > 0 and meta["locked"]
+            assert cell.source.startswith('"""') and "\n" in cell.source, f"{meta['grade_id']}: first line must be a docstring"
+            assert "### BEGIN HIDDEN TESTS" in cell.source, f"{meta['grade_id']}: no hidden tests"
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert "assert" in visible, f"{meta['grade_id']}: no visible self-check before the hidden tests"
+            pending_solution = None
+    assert pending_solution is None, f"{pending_solution} has no test cell after it"
+
+
+@pytest.mark.parametrize("path", RELEASE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_release_has_no_solutions_or_hidden_tests(path):
+    text = path.read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
+    stubs = [c for c in _read(path).cells if _nbgrader(c).get("solution") and c.cell_type == "code"]
+    assert stubs and all("raise NotImplementedError()" in c.source for c in stubs)
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_sample_submissions_cover_full_marks_nothing_and_partial(path):
+    total = sum(_nbgrader(c)["points"] for c in _read(path).cells if _nbgrader(c).get("grade"))
+    specs = {s.student: s for s in submissions.load_specs(ROOT / "tests" / "submissions" / f"{path.parent.name}.yml")}
+    assert specs["correct"].expected_score == total
+    assert specs["empty"].expected_score == 0 and specs["empty"].solutions == "none"
+    assert 0 < specs["partly_wrong"].expected_score < total

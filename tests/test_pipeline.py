@@ -1,0 +1,110 @@
+"""The instructor's nbgrader pipeline, end to end, in a throwaway copy of the course.
+
+generate_assignment -> sample submissions -> autograde -> generate_feedback -> export,
+exactly as `course demo` (README's main command) runs it.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course import pipeline, submissions
+
+ROOT = Path(__file__).parents[1]
+ASSIGNMENTS = pipeline.assignments(ROOT)
+SAMPLES = [
+    (assignment, spec)
+    for assignment in ASSIGNMENTS
+    for spec in submissions.load_specs(ROOT / pipeline.SAMPLES_DIR / f"{assignment}.yml")
+]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """A copy of the course folder after `course demo`, and the grades it exported."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(ROOT / "source", root / "source")
+    shutil.copytree(ROOT / pipeline.SAMPLES_DIR, root / pipeline.SAMPLES_DIR)
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    table = pipeline.demo(root)
+    print(table)
+    with open(root / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return root, {(r["assignment"], r["student_id"]): r for r in rows}
+
+
+def _hidden_lines(assignment: str) -> list[str]:
+    lines = []
+    for path in (ROOT / "source" / assignment).glob("*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, re.S):
+                lines += [line.strip() for line in region.splitlines() if len(line.strip()) > 12]
+    return lines
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_release_is_what_nbgrader_generates(course, assignment):
+    root, _ = course
+    generated = sorted(p.relative_to(root / "release") for p in (root / "release" / assignment).rglob("*") if p.is_file())
+    committed = sorted(p.relative_to(ROOT / "release") for p in (ROOT / "release" / assignment).rglob("*") if p.is_file())
+    assert generated == committed, "release/ is stale: run `make release` and commit it"
+    for path in generated:
+        assert (root / "release" / path).read_bytes() == (ROOT / "release" / path).read_bytes(), (
+            f"release/{path} is stale: run `make release` and commit it")
+
+
+@pytest.mark.parametrize("assignment, spec", SAMPLES, ids=[f"{a}-{s.student}" for a, s in SAMPLES])
+def test_sample_submission_gets_exactly_its_expected_score(course, assignment, spec):
+    _, grades = course
+    row = grades[(assignment, spec.student)]
+    assert float(row["score"]) == spec.expected_score, f"{spec.student} scored {row['score']}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_untouched_release_fails_every_test_with_the_stub_error(course, assignment):
+    root, _ = course
+    for path in (root / "autograded" / "empty" / assignment).glob("*.ipynb"):
+        test_cells = [c for c in nbformat.read(path, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
+        assert test_cells
+        for cell in test_cells:
+            errors = [o.get("ename") for o in cell.outputs if o.output_type == "error"]
+            assert errors == ["NotImplementedError"], f"{cell.metadata.nbgrader.grade_id}: {errors}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_feedback_shows_results_but_no_hidden_test(course, assignment):
+    root, _ = course
+    hidden = _hidden_lines(assignment)
+    assert hidden
+    autograded = "".join(p.read_text() for p in (root / "autograded").glob(f"*/{assignment}/*.ipynb"))
+    assert any(line in autograded for line in hidden), "the check below would prove nothing"
+    pages = sorted((root / "feedback").glob(f"*/{assignment}/*.html"))
+    assert {p.parts[-3] for p in pages} == {s.student for a, s in SAMPLES if a == assignment}
+    for page in pages:
+        text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+        assert "HIDDEN TESTS" not in text
+        leaked = [line for line in hidden if line in text]
+        assert leaked == [], f"{page} shows hidden tests"
+    partly_wrong = html.unescape(re.sub(r"<[^>]+>", "", (root / "feedback" / "partly_wrong" / assignment).glob("*.html").__next__().read_text()))
+    assert "AssertionError" in partly_wrong, "a failed test must still tell the student why"
+
+
+def _validate(root: Path, notebook: Path) -> str:
+    result = pipeline.nbgrader(root, "validate", str(notebook), capture=True)
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_validate_output_tells_pass_from_fail(course, assignment):
+    # `nbgrader validate` exits 0 even when tests fail (nbgrader issue 1908): read its words.
+    root, _ = course
+    for student, verdict in (("correct", "Success! Your notebook passes all the tests."), ("empty", "VALIDATION FAILED")):
+        for notebook in (root / "submitted" / student / assignment).glob("*.ipynb"):
+            assert verdict in _validate(root, notebook)

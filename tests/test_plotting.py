@@ -1,0 +1,48 @@
+"""course.plotting: the image grid."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from course.plotting import show_image_grid  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_grayscale_grid_with_integer_labels():
+    images = np.zeros((5, 28, 28, 1), dtype=np.uint8)
+    fig = show_image_grid(images, np.array([5, 0, 4, 1, 9]), ncols=3)
+    axes = fig.axes
+    assert len(axes) == 6  # 2 rows x 3 columns; the sixth stays empty
+    assert [ax.get_title() for ax in axes] == ["5", "0", "4", "1", "9", ""]
+    assert axes[0].images[0].get_cmap().name == "gray"
+    assert axes[0].images[0].get_array().shape == (28, 28)
+    assert not axes[5].images
+
+
+def test_colour_grid_with_cifar_labels_and_class_names():
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    fig = show_image_grid(images, np.array([[3], [9]], dtype=np.uint8), class_names=["a", "b", "c", "cat", "d", "e", "f", "g", "h", "truck"])
+    assert [ax.get_title() for ax in fig.axes] == ["cat", "truck"]
+    assert fig.axes[0].images[0].get_array().shape == (32, 32, 3)
+
+
+def test_grid_without_labels_and_string_labels():
+    images = np.zeros((2, 8, 8), dtype=np.uint8)
+    assert [ax.get_title() for ax in show_image_grid(images).axes] == ["", ""]
+    assert [ax.get_title() for ax in show_image_grid(images, ["x", "y"]).axes] == ["x", "y"]
+
+
+def test_mismatched_inputs_are_rejected():
+    with pytest.raises(ValueError, match="3 images but 2 labels"):
+        show_image_grid(np.zeros((3, 8, 8)), [1, 2])
+    with pytest.raises(ValueError, match=r"got shape \(8, 8\)"):
+        show_image_grid(np.zeros((8, 8)))
