@@ -10,13 +10,18 @@ ifdef COURSE_DATA_DIR
 export COURSE_DATA_DIR := $(abspath $(COURSE_DATA_DIR))
 endif
 
-.PHONY: demo test release lab clean
+.PHONY: demo test bench release lab clean
 
 demo: $(VENV)/.installed
 	$(BIN)/course demo
 
+# Notebooks run under the grading budget in tests (course/budget.py).
 test: $(VENV)/.installed
-	$(BIN)/pytest tests source --nbval-lax --nbval-current-env
+	COURSE_BUDGET=grading $(BIN)/pytest tests source --nbval-lax --nbval-current-env
+
+# Trains every reference solution over several seeds; writes bench/RESULTS.md.
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py
 
 release: $(VENV)/.installed
 	$(BIN)/course release

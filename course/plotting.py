@@ -51,3 +51,29 @@ def _label_text(label: object, class_names: Sequence[str] | None) -> str:
         return label
     value = int(np.asarray(label).reshape(-1)[0])
     return class_names[value] if class_names is not None else str(value)
+
+
+def plot_history(histories: dict[str, object], metrics: Sequence[str] = ("accuracy", "loss")) -> Figure:
+    """Training curves: one panel per metric, training (solid) and validation (dashed) per run.
+
+    Introduced in ``02_mnist_mlp``. ``histories`` maps a run's name to what
+    ``model.fit`` returned (a ``keras.callbacks.History``) or to its
+    ``.history`` dict. Epochs are counted from 1, as Keras prints them.
+    """
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for index, (run, history) in enumerate(histories.items()):
+            values = getattr(history, "history", history)
+            if metric not in values:
+                raise KeyError(f"{run!r} has no {metric!r}; it has {sorted(values)}")
+            colour = f"C{index}"
+            epochs = range(1, len(values[metric]) + 1)
+            ax.plot(epochs, values[metric], color=colour, label=f"{run} training")
+            if f"val_{metric}" in values:
+                ax.plot(epochs, values[f"val_{metric}"], color=colour, linestyle="--", label=f"{run} validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -46,3 +46,25 @@ def test_mismatched_inputs_are_rejected():
         show_image_grid(np.zeros((3, 8, 8)), [1, 2])
     with pytest.raises(ValueError, match=r"got shape \(8, 8\)"):
         show_image_grid(np.zeros((8, 8)))
+
+
+def test_history_curves_label_training_and_validation_correctly():
+    from course.plotting import plot_history
+
+    adam = {"accuracy": [0.9, 0.95], "val_accuracy": [0.91, 0.93], "loss": [0.3, 0.2], "val_loss": [0.25, 0.22]}
+    fig = plot_history({"Adam": adam, "SGD": {"accuracy": [0.8, 0.85], "loss": [0.6, 0.5]}})
+    accuracy_axis, loss_axis = fig.axes
+    lines = {line.get_label(): line for line in accuracy_axis.get_lines()}
+    assert list(lines) == ["Adam training", "Adam validation", "SGD training"]
+    assert list(lines["Adam training"].get_ydata()) == [0.9, 0.95]
+    assert list(lines["Adam validation"].get_ydata()) == [0.91, 0.93]
+    assert list(lines["Adam validation"].get_xdata()) == [1, 2]
+    assert lines["Adam validation"].get_linestyle() == "--"
+    assert accuracy_axis.get_ylabel() == "accuracy" and loss_axis.get_ylabel() == "loss"
+
+
+def test_history_without_the_metric_says_what_it_has():
+    from course.plotting import plot_history
+
+    with pytest.raises(KeyError, match=r"'run' has no 'accuracy'; it has \['loss'\]"):
+        plot_history({"run": {"loss": [1.0]}})
