@@ -68,14 +68,19 @@ def test_sample_submission_gets_exactly_its_expected_score(course, assignment, s
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_untouched_release_fails_every_test_with_the_stub_error(course, assignment):
+def test_untouched_release_fails_every_test_because_of_the_stubs(course, assignment):
+    # A stub inside a function raises when the test calls it; a whole-cell stub
+    # (e.g. the train/validation split) leaves its names undefined, which the
+    # test reports as a NameError or with its own message.
     root, _ = course
     for path in (root / "autograded" / "empty" / assignment).glob("*.ipynb"):
-        test_cells = [c for c in nbformat.read(path, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade")]
-        assert test_cells
-        for cell in test_cells:
-            errors = [o.get("ename") for o in cell.outputs if o.output_type == "error"]
-            assert errors == ["NotImplementedError"], f"{cell.metadata.nbgrader.grade_id}: {errors}"
+        cells = nbformat.read(path, as_version=4).cells
+        errors = {
+            c.metadata.nbgrader.grade_id: [o.get("ename") for o in c.outputs if o.output_type == "error"]
+            for c in cells if c.metadata.get("nbgrader", {}).get("grade")
+        }
+        assert errors and all(len(e) == 1 for e in errors.values()), f"every test must fail: {errors}"
+        assert ["NotImplementedError"] in errors.values()
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -101,10 +106,11 @@ def _validate(root: Path, notebook: Path) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_validate_output_tells_pass_from_fail(course, assignment):
+def test_validate_output_tells_pass_from_fail(course):
     # `nbgrader validate` exits 0 even when tests fail (nbgrader issue 1908): read its words.
+    # Checked on the first assignment only: validate re-runs whole notebooks.
     root, _ = course
+    assignment = ASSIGNMENTS[0]
     for student, verdict in (("correct", "Success! Your notebook passes all the tests."), ("empty", "VALIDATION FAILED")):
         for notebook in (root / "submitted" / student / assignment).glob("*.ipynb"):
             assert verdict in _validate(root, notebook)

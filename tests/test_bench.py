@@ -1,0 +1,26 @@
+"""bench/run.py: the threshold rule and the results table."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+spec = importlib.util.spec_from_file_location("bench_run", Path(__file__).parents[1] / "bench" / "run.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+@pytest.mark.parametrize("lowest, expected", [(0.9808, 0.975), (0.9731, 0.965), (0.99, 0.985), (0.9049, 0.895)])
+def test_threshold_is_lowest_minus_half_a_point_rounded_down_to_half_points(lowest, expected):
+    assert bench.threshold(lowest) == pytest.approx(expected)
+
+
+def test_render_orders_by_notebook_then_full_before_grading():
+    entry = dict(params=407050, epochs=10, seeds=[1, 2], test_accuracy=[0.98, 0.99], train_seconds=[10, 20], wall_seconds=[30, 40])
+    table = bench.render({
+        "03_mnist_cnn/grading": {**entry, "notebook": "03_mnist_cnn", "budget": "grading"},
+        "02_mnist_mlp/grading": {**entry, "notebook": "02_mnist_mlp", "budget": "grading"},
+        "02_mnist_mlp/full": {**entry, "notebook": "02_mnist_mlp", "budget": "full"},
+    }).splitlines()
+    assert [row.split(" | ")[:2] for row in table[2:]] == [["| 02_mnist_mlp", "full"], ["| 02_mnist_mlp", "grading"], ["| 03_mnist_cnn", "grading"]]
+    assert table[2].startswith("| 02_mnist_mlp | full | 407,050 | 10 | 1, 2 | 98.50% | 98.00% | 99.00% | 15 | 35 | 97.5% |")
