@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def show_image_grid(
@@ -72,6 +73,7 @@ def plot_history(histories: dict[str, object], metrics: Sequence[str] = ("accura
             if f"val_{metric}" in values:
                 ax.plot(epochs, values[f"val_{metric}"], color=colour, linestyle="--", label=f"{run} validation")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

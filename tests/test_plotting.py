@@ -61,6 +61,9 @@ def test_history_curves_label_training_and_validation_correctly():
     assert list(lines["Adam validation"].get_xdata()) == [1, 2]
     assert lines["Adam validation"].get_linestyle() == "--"
     assert accuracy_axis.get_ylabel() == "accuracy" and loss_axis.get_ylabel() == "loss"
+    fig.canvas.draw()
+    ticks = [t for t in accuracy_axis.get_xticks() if 1 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks), f"epochs are whole numbers, got ticks {ticks}"
 
 
 def test_history_without_the_metric_says_what_it_has():
