@@ -85,3 +85,19 @@ def test_sample_submissions_cover_full_marks_nothing_and_partial(path):
     assert specs["correct"].expected_score == total
     assert specs["empty"].expected_score == 0 and specs["empty"].solutions == "none"
     assert 0 < specs["partly_wrong"].expected_score < total
+
+
+def test_every_training_notebook_is_benchmarked_and_reports_what_the_benchmark_reads():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    training = {p.parent.name for p in SOURCE_NOTEBOOKS if "budget.choose(" in p.read_text()}
+    assert training == set(bench.TRAINING_NOTEBOOKS)
+    for name in training:
+        code = "\n".join(c.source for c in _read(ROOT / "source" / name / f"{name}.ipynb").cells if c.cell_type == "code")
+        for definition in ("BUDGET = budget.choose(", "model = ", "train_seconds = ", "test_accuracy = "):
+            assert definition in code, f"{name} must define {definition.split(' ')[0]} (bench/run.py reads it)"
+        budget_cells = [c for c in _read(ROOT / "source" / name / f"{name}.ipynb").cells if "BUDGET = budget.choose(" in c.source]
+        assert len(budget_cells) == 1 and budget_cells[0].metadata["nbgrader"]["locked"], f"{name}: one locked budget cell"
