@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from course import pipeline
+from course import colab, pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     release = commands.add_parser("release", help="generate release/ from source/ with nbgrader")
     release.add_argument("assignments", nargs="*", help="default: every assignment in source/")
     commands.add_parser("demo", help="release everything, autograde the sample submissions, export grades.csv")
+    commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
     args = parser.parse_args(argv)
 
     root = args.root.resolve()
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "release":
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
+    elif args.command == "links":
+        for path in colab.update_links(root):
+            print(f"updated {path.relative_to(root)}")
     else:
         print(pipeline.demo(root))
     return 0
