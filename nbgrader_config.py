@@ -15,3 +15,10 @@ c.Execute.timeout = 600
 
 # Students see their visible tests and results, never hidden-test source.
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# nbgrader scores a test cell 0 when anything reaches stderr, a harmless warning
+# too (nbgrader/utils.py, determine_grade). Drop Python warnings
+# ("file:line: SomeWarning: ...") and TensorFlow's log lines ("I0000 12:00:00 ...")
+# before grading, so a correct solution that triggers a warning keeps its points.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"(?m)\w+Warning: |^[IWE]\d{4} \d\d:\d\d:\d\d"
