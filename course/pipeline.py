@@ -19,6 +19,9 @@ import nbformat
 from course import submissions
 
 SAMPLES_DIR = Path("tests") / "submissions"
+# nbgrader reads a submission's time from timestamp.txt, as `nbgrader collect`
+# writes it; a fixed one keeps the samples' grades reproducible.
+SAMPLE_TIMESTAMP = "2026-01-01 12:00:00.000000 UTC"
 
 
 def assignments(root: Path) -> list[str]:
@@ -56,6 +59,7 @@ def submit_samples(root: Path, assignment: str, samples_dir: Path) -> list[submi
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
+        (target / "timestamp.txt").write_text(SAMPLE_TIMESTAMP)
         for release_nb in sorted((root / "release" / assignment).glob("*.ipynb")):
             source_nb = root / "source" / assignment / release_nb.name
             nbformat.write(submissions.build(release_nb, source_nb, spec), target / release_nb.name)
@@ -76,10 +80,13 @@ def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
 
 
 def format_grades(rows: list[dict[str, str]]) -> str:
-    """A plain-text table of ``grades.csv`` rows."""
-    lines = [f"{'assignment':<16} {'student':<16} {'score':>7} {'max':>5}"]
+    """A plain-text table of ``grades.csv`` rows; nbgrader lists every student for
+    every assignment, and a row without a timestamp had no submission."""
+    lines = [f"{'assignment':<16} {'student':<18} {'score':>7} {'max':>5}"]
     for row in sorted(rows, key=lambda r: (r["assignment"], r["student_id"])):
-        lines.append(f"{row['assignment']:<16} {row['student_id']:<16} {float(row['score']):>7.1f} {float(row['max_score']):>5.1f}")
+        score = f"{float(row['score']):>7.1f}" if row["timestamp"] else f"{'-':>7}"
+        note = "" if row["timestamp"] else "  (no submission)"
+        lines.append(f"{row['assignment']:<16} {row['student_id']:<18} {score} {float(row['max_score']):>5.1f}{note}")
     return "\n".join(lines)
 
 

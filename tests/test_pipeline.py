@@ -68,6 +68,7 @@ def test_committed_release_is_what_nbgrader_generates(course, assignment):
 def test_sample_submission_gets_exactly_its_expected_score(course, assignment, spec):
     _, grades = course
     row = grades[(assignment, spec.student)]
+    assert row["timestamp"].startswith(pipeline.SAMPLE_TIMESTAMP[:19]), "the submission's timestamp.txt was not read"
     assert float(row["score"]) == spec.expected_score, f"{spec.student} scored {row['score']}"
 
 
@@ -118,3 +119,15 @@ def test_validate_output_tells_pass_from_fail(course):
     for student, verdict in (("correct", "Success! Your notebook passes all the tests."), ("empty", "VALIDATION FAILED")):
         for notebook in (root / "submitted" / student / assignment).glob("*.ipynb"):
             assert verdict in _validate(root, notebook)
+
+
+def test_rows_without_a_submission_are_marked_not_scored_zero():
+    rows = [
+        {"assignment": "02_b", "student_id": "ann", "timestamp": "2026-01-01 12:00:00", "score": "6.0", "max_score": "10.0"},
+        {"assignment": "01_a", "student_id": "bob", "timestamp": "", "score": "0.0", "max_score": "10.0"},
+    ]
+    assert pipeline.format_grades(rows).splitlines() == [
+        "assignment       student              score   max",
+        "01_a             bob                      -  10.0  (no submission)",
+        "02_b             ann                    6.0  10.0",
+    ]
