@@ -1,5 +1,7 @@
 """nbgrader configuration: this folder is the course root (source/, release/, submitted/, autograded/)."""
 
+import os
+
 from nbgrader.preprocessors import GetGrades
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
@@ -8,6 +10,13 @@ from course.feedback import HideHiddenTests
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "cnn-course"
+
+# The exchange (release/fetch/submit/collect, the students' Assignment List) lives in
+# the course folder: the system-wide default /usr/local/share/nbgrader/exchange
+# needs an administrator. On a shared JupyterHub, point this at a shared folder.
+# nbgrader requires it to exist and never creates it.
+c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
+os.makedirs(c.Exchange.root, exist_ok=True)
 
 # Training cells run under the grading budget (course.budget), a few minutes at
 # most; nbgrader's default of 30 s per cell would fail them.

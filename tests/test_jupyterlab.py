@@ -148,4 +148,5 @@ def test_instructor_sees_every_assignment_in_the_formgrader(lab, browser):
     for assignment in pipeline.assignments(ROOT):
         page.get_by_text(assignment, exact=True).first.wait_for(timeout=60_000)
     _screenshot(page, "instructor-formgrader.png")
+    assert "exchange directory" not in page.inner_text("body"), "nbgrader's exchange is not usable"
     page.close()
