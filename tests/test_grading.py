@@ -1,0 +1,25 @@
+"""course.grading: a crashed kernel fails the cells from the crash on, not the notebook."""
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from course.grading import CrashTolerantExecute
+
+
+def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
+    notebook = new_notebook(cells=[
+        new_code_cell("print(1 + 1)"),
+        new_code_cell("import os\nos._exit(1)"),
+        new_markdown_cell("prose"),
+        new_code_cell("print('never')"),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executed, _ = CrashTolerantExecute(timeout=60).preprocess(notebook, {"metadata": {"path": "."}})
+    first, crash, prose, after = executed.cells
+    assert first.outputs[0].text == "2\n"
+    assert [(o.ename, o.evalue) for o in crash.outputs] == [
+        ("KernelDied", "The kernel died while running this cell (a crash, os._exit, or too much memory).")]
+    assert "outputs" not in prose
+    assert [(o.ename, o.evalue) for o in after.outputs] == [
+        ("KernelDied", "Not run: the kernel died in an earlier cell (cell 1).")]
+    nbformat.validate(executed)
