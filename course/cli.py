@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from course import colab, pipeline
+from course import batch, colab, pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +15,10 @@ def main(argv: list[str] | None = None) -> int:
     release = commands.add_parser("release", help="generate release/ from source/ with nbgrader")
     release.add_argument("assignments", nargs="*", help="default: every assignment in source/")
     commands.add_parser("demo", help="release everything, autograde the sample submissions, export grades.csv")
+    grade = commands.add_parser("grade", help="autograde every submission of an assignment in parallel, then feedback and grades.csv")
+    grade.add_argument("assignment")
+    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
+    grade.add_argument("--wall-seconds", type=float, default=1800, help="limit for one submission (default 1800)")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
     args = parser.parse_args(argv)
 
@@ -24,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "release":
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
+    elif args.command == "grade":
+        print(batch.summary(batch.grade(root, args.assignment, args.jobs, args.wall_seconds)))
     elif args.command == "links":
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")
