@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -62,10 +61,10 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     shutil.copytree(root / "submitted" / student / assignment, workspace / "submitted" / student / assignment)
     shutil.copy(root / "nbgrader_config.py", workspace)
     shutil.copy(root / "gradebook.db", workspace)
-    command = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--student", student, "--force"]
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force")
     with open(workspace / "autograde.log", "w") as log:
-        process = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=workspace, env=pipeline.nbgrader_env(), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         try:
             process.wait(timeout=wall_seconds)
         except subprocess.TimeoutExpired:

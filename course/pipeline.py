@@ -29,14 +29,19 @@ def assignments(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def nbgrader_command(*args: str) -> list[str]:
+    """``nbgrader ARGS`` run by this Python, so that configuration and kernel match."""
+    return [sys.executable, "-m", "nbgrader", *args]
+
+
+def nbgrader_env() -> dict[str, str]:
+    """The environment for nbgrader: it calls `alembic` by name, so this Python's scripts come first on PATH."""
+    return dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+
 def nbgrader(root: Path, *args: str, capture: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``nbgrader ARGS`` in ``root``; raise with its output if it fails."""
-    # nbgrader calls `alembic` by name: put this Python's scripts first on PATH.
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=root, text=True, capture_output=capture, env=env,
-    )
+    result = subprocess.run(nbgrader_command(*args), cwd=root, text=True, capture_output=capture, env=nbgrader_env())
     if result.returncode != 0:
         detail = f"\n{result.stdout}\n{result.stderr}" if capture else ""
         raise RuntimeError(f"`nbgrader {' '.join(args)}` failed with exit code {result.returncode}{detail}")
