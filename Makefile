@@ -40,4 +40,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf submitted autograded feedback gradebook.db grades.csv .nbgrader.log
+	rm -rf submitted autograded feedback logs downloaded gradebook.db grades.csv .nbgrader.log

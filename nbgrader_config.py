@@ -4,11 +4,12 @@ import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
-    AssignLatePenalties, CheckCellMetadata, GetGrades, IgnorePattern, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata, ClearOutput, GetGrades, IgnorePattern, LimitOutput,
+    OverwriteCells, OverwriteKernelspec, SaveAutoGrades,
 )
 
 from course.feedback import HideHiddenTests
-from course.grading import CrashTolerantExecute
+from course.grading import CrashTolerantExecute, DeduplicateGradeIds
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -44,3 +45,19 @@ c.Autograde.autograde_preprocessors = [
     CrashTolerantExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
+
+# A student who deletes a test cell is graded by it anyway: nbgrader puts it back
+# from the gradebook (off by default). Duplicated grade_ids (DeduplicateIds) and
+# changed cell types or edited tests (OverwriteCells) are nbgrader's defaults.
+c.OverwriteCells.add_missing_cells = True
+# nbgrader 0.9.6's list, with DeduplicateIds replaced: see course/grading.py.
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateGradeIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+]
+
+# `course grade ASSIGNMENT --zip-collect` (nbgrader zip_collect) reads an LMS
+# download from downloaded/<assignment>/archive/ whose files are named
+# <student>_<notebook>, e.g. alice_03_mnist_cnn.ipynb; adapt this to your LMS.
+# The capstone's trained model file is collected with the notebook.
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>\d\d_\w+\.(ipynb|keras))$"
+c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".keras"]

@@ -6,8 +6,19 @@ nbgrader itself, in its own throwaway workspace holding a copy of the
 gradebook, the configuration and that one submission, so parallel workers
 never share a database. Each workspace's grades are then merged into the
 course's gradebook, one at a time, and the autograded notebook is copied back.
-A submission that exceeds its wall-clock limit is killed and graded 0, with
-the reason in its line of the report.
+
+Each submission is bounded and isolated:
+
+- its kernel runs in a bubblewrap sandbox (course/sandbox.py) that hides the
+  course folder, every workspace but its own working folder, and the hidden
+  tests in the notebook being graded;
+- a cell past ``Execute.timeout`` is interrupted and fails (nbgrader);
+- a kernel whose processes together hold more than the memory limit is
+  killed: its cells from there on fail, the earlier ones keep their points
+  (course/grading.py);
+- a submission past its wall-clock limit is killed and graded 0.
+
+The reason for any of these is in the submission's line of the report.
 """
 
 from __future__ import annotations
@@ -18,13 +29,19 @@ import signal
 import subprocess
 import tempfile
 import time
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.exc import SAWarning
 
-from course import pipeline
+from course import pipeline, sandbox
+
+GIB = 2**30
 
 
 @dataclass
@@ -36,11 +53,12 @@ class Outcome:
     score: float | None = None
     max_score: float | None = None
     problems: list[str] = field(default_factory=list)
+    graded: bool = True  # False: nbgrader did not finish; every test scores 0
 
     def line(self) -> str:
         score = f"{self.score:g}/{self.max_score:g}" if self.score is not None else "not graded"
         problems = f"  ({'; '.join(self.problems)})" if self.problems else ""
-        return f"{self.student:<20} {score:>10} {self.seconds:6.0f} s{problems}"
+        return f"{self.student:<24} {score:>10} {self.seconds:6.0f} s{problems}"
 
 
 def students(root: Path, assignment: str) -> list[str]:
@@ -52,7 +70,32 @@ def _database(root: Path) -> str:
     return f"sqlite:///{root / 'gradebook.db'}"
 
 
-def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float) -> Outcome:
+def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome: Outcome) -> None:
+    """Kill the processes under nbgrader (the kernel and its children) when together they hold more than the limit."""
+    try:
+        parent = psutil.Process(process.pid)
+        while process.poll() is None:
+            children = parent.children(recursive=True)
+            used = 0
+            for child in children:
+                try:
+                    used += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            if used > limit_bytes:
+                for child in children:
+                    try:
+                        child.kill()
+                    except psutil.Error:
+                        pass
+                outcome.problems.append(f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit")
+            time.sleep(0.2)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
+              memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None) -> Outcome:
     """Autograde one submission in a workspace of its own; the course folder is only read."""
     start = time.monotonic()
     outcome = Outcome(student, 0.0)
@@ -62,23 +105,50 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     shutil.copy(root / "nbgrader_config.py", workspace)
     shutil.copy(root / "gradebook.db", workspace)
     command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force")
-    with open(workspace / "autograde.log", "w") as log:
-        process = subprocess.Popen(command, cwd=workspace, env=pipeline.nbgrader_env(), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+    env = pipeline.nbgrader_env()
+    if threads:  # workers share the cores instead of each TensorFlow taking them all
+        env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
+    if sandboxed:
+        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, workdir])
+        env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
+        command.append(f"--Execute.kernel_name={sandbox.KERNEL_NAME}")
+    log_path = root / "logs" / assignment / f"{student}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome), daemon=True)
+        watchdog.start()
         try:
             process.wait(timeout=wall_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same session
             process.wait()
+            outcome.graded = False
             outcome.problems.append(f"stopped after the {wall_seconds:g} s limit")
+        watchdog.join()
     if process.returncode not in (0, -signal.SIGKILL):
-        outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {workspace / 'autograde.log'}")
+        outcome.graded = False
+        outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {log_path.relative_to(root)}")
     outcome.seconds = time.monotonic() - start
     return outcome
 
 
 def merge(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> None:
     """Copy one workspace's submission, grades and comments into the course gradebook and folder."""
+    with warnings.catch_warnings():
+        # nbgrader's add_submission trips SQLAlchemy's autoflush warning; the rows are written all the same.
+        warnings.simplefilter("ignore", SAWarning)
+        _merge_grades(root, workspace, assignment, outcome)
+    autograded = workspace / "autograded" / outcome.student / assignment
+    destination = root / "autograded" / outcome.student / assignment
+    if destination.exists():
+        shutil.rmtree(destination)
+    if autograded.is_dir() and outcome.graded:
+        shutil.copytree(autograded, destination)
+
+
+def _merge_grades(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> None:
     with Gradebook(_database(workspace)) as source:
         try:
             graded = source.find_submission(assignment, outcome.student)
@@ -92,7 +162,7 @@ def merge(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> Non
                 pass
             extra = {"timestamp": graded.timestamp} if graded is not None and graded.timestamp else {}
             submission = target.add_submission(assignment, outcome.student, **extra)
-            if graded is not None and not outcome.problems:
+            if graded is not None and outcome.graded:
                 for notebook in graded.notebooks:
                     for grade in notebook.grades:
                         into = target.find_grade(grade.name, notebook.name, assignment, outcome.student)
@@ -111,12 +181,6 @@ def merge(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> Non
             target.db.commit()
             merged = target.find_submission(assignment, outcome.student)
             outcome.score, outcome.max_score = merged.score, merged.max_score
-    autograded = workspace / "autograded" / outcome.student / assignment
-    destination = root / "autograded" / outcome.student / assignment
-    if destination.exists():
-        shutil.rmtree(destination)
-    if autograded.is_dir() and not outcome.problems:
-        shutil.copytree(autograded, destination)
 
 
 def _ensure_in_gradebook(root: Path, assignment: str) -> None:
@@ -131,20 +195,41 @@ def _ensure_in_gradebook(root: Path, assignment: str) -> None:
     pipeline.release(root, assignment, capture=True)
 
 
-def grade(root: Path, assignment: str, jobs: int = 1, wall_seconds: float = 1800) -> list[Outcome]:
+def progress_bar(done: int, total: int, width: int = 20) -> str:
+    """``[#####...............]  5/20``"""
+    filled = round(width * done / total)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total}"
+
+
+def collect_zips(root: Path, assignment: str) -> None:
+    """``nbgrader zip_collect``: move an LMS download in ``downloaded/<assignment>/archive`` into ``submitted/``."""
+    archive = root / "downloaded" / assignment / "archive"
+    if not any(archive.glob("*")):
+        raise SystemExit(f"Nothing to collect: put the LMS download (zip files or notebooks) in {archive}/")
+    pipeline.nbgrader(root, "zip_collect", assignment, "--force", capture=True)
+
+
+def grade(root: Path, assignment: str, jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
+          sandboxed: bool = True) -> list[Outcome]:
     """Autograde every submission of ``assignment`` with ``jobs`` workers, then feedback and export."""
+    if sandboxed and not sandbox.available():
+        raise SystemExit(sandbox.INSTALL_HINT)
     names = students(root, assignment)
     if not names:
         raise SystemExit(f"No submissions of {assignment} in {root / 'submitted'}/<student>/{assignment}/")
     _ensure_in_gradebook(root, assignment)
+    print(f"Grading {len(names)} submissions of {assignment} with {jobs} worker(s)"
+          f"{'' if sandboxed else ', NOT sandboxed'}...", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch, ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(grade_one, root, assignment, s, Path(scratch), wall_seconds): s for s in names}
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        futures = [pool.submit(grade_one, root, assignment, s, Path(scratch), wall_seconds, memory_gib, sandboxed, threads)
+                   for s in names]
         for done, future in enumerate(as_completed(futures), start=1):
             outcome = future.result()
             merge(root, Path(scratch) / outcome.student, assignment, outcome)
             outcomes.append(outcome)
-            print(f"[{done}/{len(names)}] {outcome.line()}", flush=True)
+            print(f"{progress_bar(done, len(names))}  {outcome.line()}", flush=True)
     pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
     pipeline.export(root, capture=True)
     return sorted(outcomes, key=lambda o: o.student)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
-from course import batch, colab, pipeline
+from course import batch, colab, demo, pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,11 +15,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     release = commands.add_parser("release", help="generate release/ from source/ with nbgrader")
     release.add_argument("assignments", nargs="*", help="default: every assignment in source/")
-    commands.add_parser("demo", help="release everything, autograde the sample submissions, export grades.csv")
+    jobs_help = "submissions graded at once (default: the number of CPU cores, %(default)s)"
+    demo_command = commands.add_parser("demo", help="release everything, grade the sample submissions, export grades.csv")
+    demo_command.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
     grade = commands.add_parser("grade", help="autograde every submission of an assignment in parallel, then feedback and grades.csv")
     grade.add_argument("assignment")
-    grade.add_argument("--jobs", type=int, default=1, help="submissions graded at once (default 1)")
-    grade.add_argument("--wall-seconds", type=float, default=1800, help="limit for one submission (default 1800)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
+    grade.add_argument("--wall-seconds", type=float, default=1800, help="time limit for one submission (default %(default)s)")
+    grade.add_argument("--memory-gib", type=float, default=6, help="memory limit for one submission's kernel (default %(default)s)")
+    grade.add_argument("--zip-collect", action="store_true",
+                       help="first run `nbgrader zip_collect` on the LMS download in downloaded/<assignment>/archive")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run students' code without bubblewrap, with your rights and next to your files (not recommended)")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
     args = parser.parse_args(argv)
 
@@ -29,12 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
     elif args.command == "grade":
-        print(batch.summary(batch.grade(root, args.assignment, args.jobs, args.wall_seconds)))
+        if args.zip_collect:
+            batch.collect_zips(root, args.assignment)
+        outcomes = batch.grade(root, args.assignment, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox)
+        print(batch.summary(outcomes))
     elif args.command == "links":
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")
     else:
-        print(pipeline.demo(root))
+        print(demo.run(root, args.jobs))
     return 0
 
 

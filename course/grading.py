@@ -6,6 +6,10 @@ processing assignment", and the student gets 0, even for the exercises solved
 before the crash. :class:`CrashTolerantExecute` instead records the crash in
 the cell where it happened and in every code cell after it (the kernel's state
 is gone, so they cannot run), and nbgrader grades the notebook as usual.
+
+It also abandons a submission holding a copied cell (its ``grade_id`` twice)
+once deleted test cells are put back (``OverwriteCells.add_missing_cells``):
+:class:`DeduplicateGradeIds` fixes that.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from nbclient.exceptions import DeadKernelError
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import Execute
+from nbgrader.preprocessors import DeduplicateIds, Execute
 
 
 class CrashTolerantExecute(Execute):
@@ -38,3 +42,18 @@ class CrashTolerantExecute(Execute):
             message = f"Not run: the kernel died in an earlier cell (cell {self._crashed_at})."
         cell.outputs.append(NotebookNode(output_type="error", ename="KernelDied", evalue=message, traceback=[f"KernelDied: {message}"]))
         return cell, self.resources
+
+
+class DeduplicateGradeIds(DeduplicateIds):
+    """nbgrader's ``DeduplicateIds`` (the last copy of a cell keeps the ``grade_id``), leaving no empty metadata.
+
+    nbgrader 0.9.6 empties the earlier copies' ``nbgrader`` metadata to ``{}``,
+    and ``OverwriteCells.add_missing_task_cells`` then fails on the missing
+    ``grade_id`` key; removing the key makes the copies plain cells.
+    """
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, cell_index: int) -> tuple[NotebookNode, Any]:
+        cell, resources = super().preprocess_cell(cell, resources, cell_index)
+        if cell.metadata.get("nbgrader") == {}:
+            del cell.metadata["nbgrader"]
+        return cell, resources

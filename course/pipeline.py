@@ -1,6 +1,6 @@
 """The instructor's nbgrader steps, run as nbgrader's own commands in a course folder.
 
-Used by ``course demo`` (README's main command) and by ``tests/test_pipeline.py``.
+Used by ``course demo`` (course/demo.py), ``course grade`` (course/batch.py) and the tests.
 Every step is the documented nbgrader command an instructor would type, run
 with this Python so that the course's configuration and kernel are the same.
 """
@@ -71,12 +71,6 @@ def submit_samples(root: Path, assignment: str, samples_dir: Path) -> list[submi
     return specs
 
 
-def grade(root: Path, assignment: str, capture: bool = False) -> None:
-    """``nbgrader autograde`` then ``nbgrader generate_feedback`` for every submission of ``assignment``."""
-    nbgrader(root, "autograde", assignment, "--force", capture=capture)
-    nbgrader(root, "generate_feedback", assignment, "--force", capture=capture)
-
-
 def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
     """``nbgrader export``: write ``root/grades.csv`` and return its rows."""
     nbgrader(root, "export", capture=capture)
@@ -87,18 +81,9 @@ def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
 def format_grades(rows: list[dict[str, str]]) -> str:
     """A plain-text table of ``grades.csv`` rows; nbgrader lists every student for
     every assignment, and a row without a timestamp had no submission."""
-    lines = [f"{'assignment':<16} {'student':<18} {'score':>7} {'max':>5}"]
+    lines = [f"{'assignment':<16} {'student':<24} {'score':>7} {'max':>5}"]
     for row in sorted(rows, key=lambda r: (r["assignment"], r["student_id"])):
         score = f"{float(row['score']):>7.1f}" if row["timestamp"] else f"{'-':>7}"
         note = "" if row["timestamp"] else "  (no submission)"
-        lines.append(f"{row['assignment']:<16} {row['student_id']:<18} {score} {float(row['max_score']):>5.1f}{note}")
+        lines.append(f"{row['assignment']:<16} {row['student_id']:<24} {score} {float(row['max_score']):>5.1f}{note}")
     return "\n".join(lines)
-
-
-def demo(root: Path) -> str:
-    """Release every assignment, grade its sample submissions, export and return the grade table."""
-    for assignment in assignments(root):
-        release(root, assignment)
-        if submit_samples(root, assignment, root / SAMPLES_DIR):
-            grade(root, assignment)
-    return format_grades(export(root))

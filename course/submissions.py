@@ -9,6 +9,14 @@ A submission is described in ``tests/submissions/<assignment>.yml``::
         scale_to_unit: |
           def scale_to_unit(image):
               return image / 256
+      insert_before:            # grade_id -> source of a new code cell placed before it
+        scale_to_unit_test: |
+          np.mean = lambda *args, **kwargs: 1.0
+      duplicate:                # grade_id -> source of a copy, same metadata, placed after it
+        scale_to_unit: "def scale_to_unit(image): return image"
+      retype:                   # grade_id -> the cell type a student changed it to
+        scale_to_unit_test: markdown
+      delete: [reshape_test]    # grade_ids of cells the student deleted
 
 Building from ``release/`` and ``source/`` keeps the samples in step with the
 notebooks: a sample can never go stale.
@@ -33,6 +41,10 @@ class SampleSubmission:
     expected_score: float
     solutions: str = "reference"
     replace: dict[str, str] = field(default_factory=dict)
+    insert_before: dict[str, str] = field(default_factory=dict)
+    duplicate: dict[str, str] = field(default_factory=dict)
+    retype: dict[str, str] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
 
 
 def load_specs(path: Path) -> list[SampleSubmission]:
@@ -43,7 +55,14 @@ def load_specs(path: Path) -> list[SampleSubmission]:
         solutions = entry.get("solutions", "reference")
         if solutions not in ("reference", "none"):
             raise ValueError(f"{path}: {student}: solutions must be 'reference' or 'none', got {solutions!r}")
-        specs.append(SampleSubmission(student, float(entry["expected_score"]), solutions, dict(entry.get("replace") or {})))
+        retype = dict(entry.get("retype") or {})
+        if not set(retype.values()) <= {"code", "markdown", "raw"}:
+            raise ValueError(f"{path}: {student}: retype to code, markdown or raw, got {sorted(retype.values())}")
+        specs.append(SampleSubmission(
+            student, float(entry["expected_score"]), solutions,
+            replace=dict(entry.get("replace") or {}), insert_before=dict(entry.get("insert_before") or {}),
+            duplicate=dict(entry.get("duplicate") or {}), retype=retype, delete=tuple(entry.get("delete") or ()),
+        ))
     return specs
 
 
@@ -53,7 +72,7 @@ def reference_solution(source_text: str) -> str:
 
 
 def build(release_nb: Path, source_nb: Path, spec: SampleSubmission) -> nbformat.NotebookNode:
-    """The release notebook with its solution cells filled in as ``spec`` says."""
+    """The release notebook with its solution cells filled in and its cells edited as ``spec`` says."""
     notebook = nbformat.read(release_nb, as_version=4)
     source = nbformat.read(source_nb, as_version=4)
     reference = {
@@ -61,13 +80,34 @@ def build(release_nb: Path, source_nb: Path, spec: SampleSubmission) -> nbformat
         for cell in source.cells
         if cell.metadata.get("nbgrader", {}).get("solution")
     }
-    unknown = set(spec.replace) - {c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells}
+    named = {*spec.replace, *spec.insert_before, *spec.duplicate, *spec.retype, *spec.delete}
+    unknown = named - {c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells}
     if unknown:
         raise KeyError(f"{spec.student}: no cells with grade_id {sorted(unknown)} in {release_nb}")
+    cells = []
     for cell in notebook.cells:
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id in spec.replace:
             cell.source = spec.replace[grade_id]
         elif spec.solutions == "reference" and grade_id in reference:
             cell.source = reference[grade_id]
+        if grade_id in spec.insert_before:
+            cells.append(nbformat.v4.new_code_cell(spec.insert_before[grade_id]))
+        if grade_id in spec.retype:
+            cell = _retyped(cell, spec.retype[grade_id])
+        if grade_id not in spec.delete:
+            cells.append(cell)
+        if grade_id in spec.duplicate:
+            copy = nbformat.from_dict(dict(cell, id=f"{cell.get('id', grade_id)}-copy"))
+            copy.source = spec.duplicate[grade_id]
+            cells.append(copy)
+    notebook.cells = cells
     return notebook
+
+
+def _retyped(cell: nbformat.NotebookNode, cell_type: str) -> nbformat.NotebookNode:
+    """The cell as the notebook stores it after a student changed its type in the editor."""
+    make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell, "raw": nbformat.v4.new_raw_cell}
+    retyped = make[cell_type](cell.source, metadata=cell.metadata)
+    retyped.id = cell.get("id", retyped.id)
+    return retyped

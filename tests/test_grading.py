@@ -1,9 +1,9 @@
-"""course.grading: a crashed kernel fails the cells from the crash on, not the notebook."""
+"""course.grading: a crashed kernel fails the cells from the crash on, not the notebook; copied cells do not break grading."""
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course.grading import CrashTolerantExecute
+from course.grading import CrashTolerantExecute, DeduplicateGradeIds
 
 
 def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
@@ -23,3 +23,15 @@ def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
     assert [(o.ename, o.evalue) for o in after.outputs] == [
         ("KernelDied", "Not run: the kernel died in an earlier cell (cell 1).")]
     nbformat.validate(executed)
+
+
+def test_a_copied_cell_loses_its_grade_id_and_its_metadata_key():
+    solution = {"grade_id": "f", "solution": True, "grade": False, "locked": False, "schema_version": 3}
+    notebook = new_notebook(cells=[
+        new_code_cell("def f(): return 1", metadata={"nbgrader": dict(solution)}),
+        new_code_cell("def f(): return 2", metadata={"nbgrader": dict(solution)}),
+    ])
+    deduplicated, _ = DeduplicateGradeIds().preprocess(notebook, {})
+    original, copy = deduplicated.cells
+    assert "nbgrader" not in original.metadata
+    assert copy.metadata["nbgrader"]["grade_id"] == "f"

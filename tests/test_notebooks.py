@@ -69,6 +69,20 @@ def test_graded_cells(path):
     assert pending_solution is None, f"{pending_solution} has no test cell after it"
 
 
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_a_deleted_test_cell_can_be_put_back(path):
+    # nbgrader re-inserts a deleted test cell after the nbgrader cell before it in the
+    # source, which must then be a solution or test cell (OverwriteCells.add_missing_grade_cells).
+    previous = None
+    for cell in _read(path).cells:
+        meta = _nbgrader(cell)
+        if meta.get("grade") and not meta.get("solution"):
+            assert previous is not None and (previous.get("solution") or previous.get("grade")), (
+                f"{meta['grade_id']}: the nbgrader cell before it must be a solution or test cell")
+        if meta.get("grade_id"):
+            previous = meta
+
+
 @pytest.mark.parametrize("path", RELEASE_NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_release_has_no_solutions_or_hidden_tests(path):
     text = path.read_text()

@@ -1,7 +1,8 @@
 """The instructor's nbgrader pipeline, end to end, in a throwaway copy of the course.
 
-generate_assignment -> sample submissions -> autograde -> generate_feedback -> export,
-exactly as `course demo` (README's main command) runs it.
+generate_assignment -> sample submissions -> `course grade` (sandboxed autograde, feedback)
+-> export, exactly as `course demo` (README's main command) runs it. The samples
+(tests/submissions/*.yml) include broken and mischievous submissions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import pipeline, submissions
+from course import demo, pipeline, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENTS = pipeline.assignments(ROOT)
@@ -34,7 +35,7 @@ def course(tmp_path_factory):
     shutil.copytree(ROOT / "source", root / "source")
     shutil.copytree(ROOT / pipeline.SAMPLES_DIR, root / pipeline.SAMPLES_DIR)
     shutil.copy(ROOT / "nbgrader_config.py", root)
-    table = pipeline.demo(root)
+    table = demo.run(root)
     print(table)
     with open(root / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -106,6 +107,20 @@ def test_feedback_shows_results_but_no_hidden_test(course, assignment):
     assert "AssertionError" in partly_wrong, "a failed test must still tell the student why"
 
 
+MARKER = "written by reads_instructor_files".upper().encode()  # what that sample appends to every file it can
+
+
+def test_a_submission_cannot_read_or_change_the_instructors_or_other_students_files(course):
+    root, _ = course
+    (notebook,) = (root / "autograded" / "reads_instructor_files" / "01_images").glob("*.ipynb")
+    outputs = "".join(o.get("text", "") for c in nbformat.read(notebook, as_version=4).cells for o in c.get("outputs", []))
+    assert "read: []" in outputs and "wrote: []" in outputs, "the sandbox let a submission reach files"
+    changed = [p for p in root.rglob("*") if p.is_file() and MARKER in p.read_bytes()]
+    assert changed == []
+    for path in (ROOT / "source").rglob("*.ipynb"):
+        assert (root / "source" / path.relative_to(ROOT / "source")).read_bytes() == path.read_bytes()
+
+
 def _validate(root: Path, notebook: Path) -> str:
     result = pipeline.nbgrader(root, "validate", str(notebook), capture=True)
     return result.stdout + result.stderr
@@ -127,7 +142,7 @@ def test_rows_without_a_submission_are_marked_not_scored_zero():
         {"assignment": "01_a", "student_id": "bob", "timestamp": "", "score": "0.0", "max_score": "10.0"},
     ]
     assert pipeline.format_grades(rows).splitlines() == [
-        "assignment       student              score   max",
-        "01_a             bob                      -  10.0  (no submission)",
-        "02_b             ann                    6.0  10.0",
+        "assignment       student                    score   max",
+        "01_a             bob                            -  10.0  (no submission)",
+        "02_b             ann                          6.0  10.0",
     ]

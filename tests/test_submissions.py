@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from course import submissions
@@ -49,4 +50,38 @@ def test_spec_files_are_read_and_checked(tmp_path):
     ]
     path.write_text("carol:\n  expected_score: 1\n  solutions: some\n")
     with pytest.raises(ValueError, match="carol: solutions must be 'reference' or 'none'"):
+        submissions.load_specs(path)
+
+
+def _ids(notebook):
+    return [c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells]
+
+
+def test_structural_edits_delete_duplicate_retype_and_insert_cells():
+    spec = submissions.SampleSubmission(
+        "s", 0,
+        insert_before={"images_reshape_test": "flatten_images = None"},
+        duplicate={"images_split_channels": "def split_channels(image):\n    return ()"},
+        retype={"images_channel_means": "raw"},
+        delete=("images_scale_to_unit_test",),
+    )
+    release = submissions.build(RELEASE, SOURCE, submissions.SampleSubmission("s", 0))
+    built = submissions.build(RELEASE, SOURCE, spec)
+    assert len(built.cells) == len(release.cells) + 1 + 1 - 1
+    ids = _ids(built)
+    assert "images_scale_to_unit_test" not in ids
+    inserted = built.cells[ids.index("images_reshape_test") - 1]
+    assert inserted.source == "flatten_images = None" and "nbgrader" not in inserted.metadata
+    first, second = [c for c in built.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "images_split_channels"]
+    assert "image[:, :, 0]" in first.source and second.source == "def split_channels(image):\n    return ()"
+    assert first.id != second.id
+    retyped = _cell(built, "images_channel_means")
+    assert retyped.cell_type == "raw" and "images.mean(" in retyped.source and retyped.metadata.nbgrader["solution"]
+    nbformat.validate(built)
+
+
+def test_retype_to_an_unknown_type_is_an_error(tmp_path):
+    path = tmp_path / "a.yml"
+    path.write_text("dave:\n  expected_score: 1\n  retype:\n    c: heading\n")
+    with pytest.raises(ValueError, match="dave: retype to code, markdown or raw"):
         submissions.load_specs(path)

@@ -1,0 +1,81 @@
+"""course.sandbox: the kernel `course grade` runs students' code in."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from course import sandbox
+
+
+def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    monkeypatch.setattr(sandbox, "readable_inside", lambda: [Path("/opt/python")])
+    workdir = tmp_path / "scratch" / "ann" / "work"
+    workdir.mkdir(parents=True)
+    (workdir / "01_images.ipynb").write_text("{}")
+    (workdir / "photo.png").write_text("")
+    kernel = ["python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"]
+    command = sandbox.bwrap_command(kernel, workdir, hide=[tmp_path / "course", tmp_path / "scratch"])
+    assert command == [
+        "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL",
+        "--tmpfs", str(tmp_path / "home"), "--tmpfs", str(tmp_path / "course"), "--tmpfs", str(tmp_path / "scratch"),
+        "--ro-bind", "/opt/python", "/opt/python",
+        "--ro-bind", "/run/kernel-1.json", "/run/kernel-1.json",
+        "--bind", str(workdir), str(workdir),
+        "--ro-bind", "/dev/null", str(workdir / "01_images.ipynb"),
+        "--unsetenv", "JPY_PARENT_PID",
+        "--chdir", str(workdir), "--", *kernel,
+    ]
+
+
+def test_kernelspec_starts_this_python_through_the_sandbox(tmp_path):
+    sandbox.write_kernelspec(tmp_path, hide=[Path("/srv/course")])
+    spec = json.loads((tmp_path / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
+    assert spec["argv"] == [sys.executable, "-m", "course.sandbox", "--hide=/srv/course", "--",
+                            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert spec["interrupt_mode"] == "message"
+
+
+def test_student_code_in_the_sandboxed_kernel_reaches_only_its_own_folder(tmp_path, monkeypatch):
+    course, scratch = tmp_path / "course", tmp_path / "scratch"
+    (course / "source").mkdir(parents=True)
+    (course / "gradebook.db").write_text("hidden tests")
+    (scratch / "bob").mkdir(parents=True)
+    (scratch / "bob" / "work.ipynb").write_text("another student")
+    workdir = scratch / "ann"
+    workdir.mkdir()
+    (workdir / "graded.ipynb").write_text("hidden tests")
+    sandbox.write_kernelspec(tmp_path / "jupyter", hide=[course, scratch])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+
+    def run(code: str) -> str:
+        return f"try:\n    {code}\n    print('allowed')\nexcept OSError as error:\n    print(type(error).__name__)"
+
+    notebook = new_notebook(cells=[
+        new_code_cell(run(f"open({str(course / 'gradebook.db')!r}).read()")),
+        new_code_cell(run(f"open({str(scratch / 'bob' / 'work.ipynb')!r}, 'a').write('x')")),
+        new_code_cell(run("open('graded.ipynb').read()")),
+        new_code_cell(run(f"open({str(Path(sys.prefix) / 'pyvenv-test.txt')!r}, 'w')")),
+        new_code_cell(run("open('answer.txt', 'w').write('42')")),
+        new_code_cell("import course.data\nprint(course.data.__name__)"),
+        new_code_cell("while True:\n    pass"),
+        new_code_cell("print('still running')"),
+    ])
+    client = NotebookClient(notebook, timeout=5, kernel_name=sandbox.KERNEL_NAME, allow_errors=True,
+                            interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
+    client.execute()
+    printed = ["".join(o.get("text", "") for o in c.outputs).strip() for c in notebook.cells]
+    assert printed[:6] == ["FileNotFoundError", "FileNotFoundError", "PermissionError", "OSError", "allowed", "course.data"]
+    assert [o.ename for o in notebook.cells[6].outputs if o.output_type == "error"] == ["KeyboardInterrupt"]
+    assert printed[7] == "still running"
+    assert (workdir / "answer.txt").read_text() == "42"
+    assert (scratch / "bob" / "work.ipynb").read_text() == "another student"
+    assert not (Path(sys.prefix) / "pyvenv-test.txt").exists()
+    nbformat.validate(notebook)
