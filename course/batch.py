@@ -222,7 +222,7 @@ def grade(root: Path, assignment: str, jobs: int = 1, wall_seconds: float = 1800
           f"{'' if sandboxed else ', NOT sandboxed'}...", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch, ThreadPoolExecutor(max_workers=jobs) as pool:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(names)))
         futures = [pool.submit(grade_one, root, assignment, s, Path(scratch), wall_seconds, memory_gib, sandboxed, threads)
                    for s in names]
         for done, future in enumerate(as_completed(futures), start=1):
