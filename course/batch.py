@@ -28,8 +28,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -88,7 +88,9 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                         child.kill()
                     except psutil.Error:
                         pass
-                outcome.problems.append(f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit")
+                message = f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit"
+                if message not in outcome.problems:  # dying processes may still count at the next look
+                    outcome.problems.append(message)
             time.sleep(0.2)
     except psutil.NoSuchProcess:
         pass
