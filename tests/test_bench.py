@@ -24,3 +24,24 @@ def test_render_orders_by_notebook_then_full_before_grading():
     }).splitlines()
     assert [row.split(" | ")[:2] for row in table[2:]] == [["| 02_mnist_mlp", "full"], ["| 02_mnist_mlp", "grading"], ["| 03_mnist_cnn", "grading"]]
     assert table[2].startswith("| 02_mnist_mlp | full | 407,050 | 10 | 1, 2 | 98.50% | 98.00% | 99.00% | 15 | 35 | 97.5% |")
+
+
+def test_report_cell_prints_one_line_per_graded_model(capsys):
+    class Model:
+        def __init__(self, params):
+            self.params = params
+
+        def count_params(self):
+            return self.params
+
+    class Budget:
+        epochs, name = 2, "grading"
+
+    names = dict(model_a=Model(122570), test_accuracy_a=0.7, train_seconds_a=5.0, model=Model(2125578),
+                 test_accuracy=0.71, train_seconds=9.0, BUDGET=Budget())
+    exec(bench.report_code("05_cifar_cnn"), names)
+    assert capsys.readouterr().out.splitlines() == [
+        'BENCH {"label": "A", "params": 122570, "test_accuracy": 0.7, "train_seconds": 5.0, "epochs": 2, "budget": "grading"}',
+        'BENCH {"label": "B", "params": 2125578, "test_accuracy": 0.71, "train_seconds": 9.0, "epochs": 2, "budget": "grading"}',
+    ]
+    assert bench.report_code("02_mnist_mlp").count("BENCH") == 1
