@@ -25,7 +25,7 @@ os.makedirs(c.Exchange.root, exist_ok=True)
 # Training cells run under the grading budget (course.budget): under 30 s each on
 # 2 CPU cores, yet nbgrader's default of 30 s per cell would be too tight. A cell
 # past the limit is interrupted and fails; the rest of the notebook still runs.
-# COURSE_CELL_TIMEOUT overrides it (the tests use 60 s for their looping sample).
+# COURSE_CELL_TIMEOUT overrides it (the tests use 180 s for their looping sample).
 c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "600"))
 
 # Students see their visible tests and results, never hidden-test source.

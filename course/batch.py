@@ -24,6 +24,7 @@ The reason for any of these is in the submission's line of the report.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,6 +97,18 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
         pass
 
 
+def problems_in_log(log: str) -> list[str]:
+    """What nbgrader's log says went wrong while the notebook ran: cells past the time limit, kernel deaths."""
+    problems = []
+    timeouts = re.findall(r"Timeout waiting for execute reply \((\d+)s\)", log)
+    if timeouts:
+        problems.append(f"{len(timeouts)} cell(s) stopped at the {timeouts[0]} s cell time limit")
+    deaths = log.count("The kernel died in cell")
+    if deaths:
+        problems.append(f"the kernel died {deaths} time(s)")
+    return problems
+
+
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
               memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None) -> Outcome:
     """Autograde one submission in a workspace of its own; the course folder is only read."""
@@ -132,6 +145,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False
         outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {log_path.relative_to(root)}")
+    outcome.problems += problems_in_log(log_path.read_text(errors="replace"))
     outcome.seconds = time.monotonic() - start
     return outcome
 

@@ -116,6 +116,15 @@ def test_summary_lists_distribution_and_problems():
     assert outcomes[1].line() == "b                              0/10      4 s  (stopped after the 5 s limit)"
 
 
+def test_problems_in_the_log_are_cell_timeouts_and_kernel_deaths():
+    log = ("[AutogradeApp | ERROR] Timeout waiting for execute reply (60s).\n"
+           "[AutogradeApp | ERROR] Interrupting kernel\n"
+           "[AutogradeApp | ERROR] Timeout waiting for execute reply (60s).\n"
+           "[AutogradeApp | WARNING] The kernel died in cell 7; that cell and the ones after it fail.\n")
+    assert batch.problems_in_log(log) == ["2 cell(s) stopped at the 60 s cell time limit", "the kernel died 1 time(s)"]
+    assert batch.problems_in_log("[AutogradeApp | INFO] Writing 26242 bytes\n") == []
+
+
 def test_progress_bar():
     assert batch.progress_bar(0, 20) == "[....................]  0/20"
     assert batch.progress_bar(5, 20) == "[#####...............]  5/20"

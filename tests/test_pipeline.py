@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import demo, pipeline, submissions
+from course import batch, demo, pipeline, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENTS = pipeline.assignments(ROOT)
@@ -67,10 +67,12 @@ def test_committed_release_is_what_nbgrader_generates(course, assignment):
 
 @pytest.mark.parametrize("assignment, spec", SAMPLES, ids=[f"{a}-{s.student}" for a, s in SAMPLES])
 def test_sample_submission_gets_exactly_its_expected_score(course, assignment, spec):
-    _, grades = course
+    root, grades = course
     row = grades[(assignment, spec.student)]
     assert row["timestamp"].startswith(pipeline.SAMPLE_TIMESTAMP[:19]), "the submission's timestamp.txt was not read"
-    assert float(row["score"]) == spec.expected_score, f"{spec.student} scored {row['score']}"
+    log = (root / "logs" / assignment / f"{spec.student}.log").read_text(errors="replace")
+    assert float(row["score"]) == spec.expected_score, (
+        f"{spec.student} scored {row['score']}; problems: {batch.problems_in_log(log)}")
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
