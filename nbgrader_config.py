@@ -1,6 +1,7 @@
 """nbgrader configuration: this folder is the course root (source/, release/, submitted/, autograded/)."""
 
 import os
+import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (
@@ -22,10 +23,11 @@ c.CourseDirectory.course_id = "cnn-course"
 c.Exchange.root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "exchange")
 os.makedirs(c.Exchange.root, exist_ok=True)
 
-# Training cells run under the grading budget (course.budget): under 30 s each on
-# 2 CPU cores, yet nbgrader's default of 30 s per cell would be too tight. A cell
+# Training cells run under the grading budget (course.budget): up to about 2
+# minutes each on 2 CPU cores shared by two workers, far past nbgrader's default
+# of 30 s per cell. A cell
 # past the limit is interrupted and fails; the rest of the notebook still runs.
-# COURSE_CELL_TIMEOUT overrides it (the tests use 180 s for their looping sample).
+# COURSE_CELL_TIMEOUT overrides it (the tests use 300 s for their looping sample).
 c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "600"))
 
 # Students see their visible tests and results, never hidden-test source.
@@ -61,3 +63,13 @@ c.Autograde.sanitize_preprocessors = [
 # The capstone's trained model file is collected with the notebook.
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>\d\d_\w+\.(ipynb|keras))$"
 c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".keras"]
+
+# 08_cifar_challenge grades the trained model file a student submits with the
+# notebook. A model file the instructor trained beside the source notebook must
+# never replace it during autograde (nbgrader copies source files over the
+# submission's), nor reach students through release/ (generate_assignment copies
+# every file beside the notebook). CourseDirectory.ignore cannot be set for every
+# command: autograde would then also skip the student's file.
+c.Autograde.exclude_overwriting = {"08_cifar_challenge": ["08_cifar_challenge.keras"]}
+if "generate_assignment" in sys.argv:
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.keras"]

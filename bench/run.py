@@ -32,7 +32,11 @@ from nbformat.v4 import new_code_cell
 ROOT = Path(__file__).parents[1]
 RESULTS_JSON = ROOT / "bench" / "results.json"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
-TRAINING_NOTEBOOKS = ["02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "07_batchnorm_functional"]
+TRAINING_NOTEBOOKS = ["02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "06_normalization_optimizers",
+                      "07_batchnorm_functional", "08_cifar_challenge"]
+# Under grading the capstone trains nothing (it loads the submitted model file), and
+# its tests use fixed accuracy tiers instead of a threshold from these runs.
+FULL_BUDGET_ONLY = {"08_cifar_challenge"}
 # What each notebook defines for the benchmark to read, per graded model:
 # (label, model, test accuracy, training seconds). Most train one.
 MODELS = {
@@ -47,7 +51,9 @@ SEED_FIGURES = {
     "04_fashion_cnn": "seed 91.91% (val.); plain Adam 90.90%",
     "05_cifar_cnn A": "seed 66.20% (val. on test); plain Adam 66.09%; + flip/shift 72.99%",
     "05_cifar_cnn B": "seed 67.07% (val.); plain Adam 66.18%; + flip/shift 69.02%",
+    "06_normalization_optimizers": "seed's VGG with dropout 0.5 and Adadelta; not re-run in the field notes",
     "07_batchnorm_functional": "seed's model has the wiring bug; not re-run in the field notes",
+    "08_cifar_challenge": "course goal: >= 80% within 30 min on 2 CPU cores",
 }
 
 
@@ -92,7 +98,8 @@ def render(results: dict[str, dict]) -> str:
             f"| {entry['notebook']} | {entry['budget']} | {entry['params']:,} | {entry['epochs']} | "
             f"{', '.join(map(str, entry['seeds']))} | {statistics.mean(accuracies):.2%} | {min(accuracies):.2%} | "
             f"{max(accuracies):.2%} | {statistics.mean(entry['train_seconds']):.0f} | "
-            f"{statistics.mean(entry['wall_seconds']):.0f} | {threshold(min(accuracies)):.1%} | "
+            f"{statistics.mean(entry['wall_seconds']):.0f} | "
+            f"{'tiers' if entry['notebook'] in FULL_BUDGET_ONLY else f'{threshold(min(accuracies)):.1%}'} | "
             f"{SEED_FIGURES.get(entry['notebook'], '')} |"
         )
     return "\n".join(lines)
@@ -108,6 +115,8 @@ def main() -> int:
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
     for assignment in args.only:
         for budget in args.budgets:
+            if budget == "grading" and assignment in FULL_BUDGET_ONLY:
+                continue
             runs = []  # per seed, one result per graded model
             for seed in args.seeds:
                 runs.append(run_notebook(assignment, budget, seed))

@@ -12,30 +12,49 @@ itself and reports the parameter count, the layers and the test accuracy.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 TIMEOUT_SECONDS = 300
 
 
-def fresh_report(model: Any, dataset: str | None = None) -> dict[str, Any]:
+Standardization = tuple[Sequence[float], Sequence[float]]
+
+
+def fresh_report(model: Any, dataset: str | None = None, standardize: Standardization | None = None) -> dict[str, Any]:
     """Save ``model`` and measure it in a fresh Python: ``params``, ``layers``, ``input_shape``,
-    ``output_shape`` and, given ``dataset`` ("mnist", "fashion_mnist", "cifar10"), ``accuracy`` on its test set."""
+    ``output_shape`` and, given ``dataset`` ("mnist", "fashion_mnist", "cifar10"), ``accuracy`` on its test set.
+
+    ``standardize=(mean, std)``: the model expects ``(pixels / 255 - mean) / std`` per channel
+    (``06_normalization_optimizers``) instead of ``pixels / 255``."""
     with tempfile.TemporaryDirectory(prefix="course-check-") as folder:
         path = Path(folder) / "model.keras"
         model.save(path)
-        command = [sys.executable, "-I", "-m", "course.checks", str(path), *([dataset] if dataset else [])]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+        return file_report(path, dataset, standardize)
+
+
+def file_report(path: Path, dataset: str | None = None, standardize: Standardization | None = None) -> dict[str, Any]:
+    """Measure a saved model file in a fresh Python, as :func:`fresh_report` does.
+
+    Introduced in ``08_cifar_challenge``, whose submissions include the trained model file.
+    A file that Keras cannot load raises ``RuntimeError`` with Keras' last line."""
+    command = [sys.executable, "-I", "-m", "course.checks", str(path), *([dataset] if dataset else [])]
+    if standardize is not None:
+        mean, std = standardize
+        command += ["--standardize", json.dumps([[float(v) for v in mean], [float(v) for v in std]])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
     if result.returncode != 0:
         raise RuntimeError(f"the saved model could not be measured: {result.stderr.strip().splitlines()[-1:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def measure(path: Path, dataset: str | None) -> dict[str, Any]:
+def measure(path: Path, dataset: str | None, standardize: Standardization | None = None) -> dict[str, Any]:
     """Load the model file and the test set, and measure: runs in the fresh process."""
     import keras
     import numpy as np
@@ -52,10 +71,39 @@ def measure(path: Path, dataset: str | None) -> dict[str, Any]:
     if dataset:
         _, (images, labels) = getattr(data, dataset)()
         x = (images.astype(np.float32) / 255.0).reshape((len(images), *model.input_shape[1:]))
+        if standardize is not None:
+            mean, std = (np.asarray(v, np.float32) for v in standardize)
+            x = (x - mean) / std
         predicted = np.asarray(model.predict(x, batch_size=500, verbose=0)).argmax(axis=-1)
         report["accuracy"] = float(np.mean(predicted == labels.reshape(-1)))
     return report
 
 
+def cifar10_train_statistics() -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of ``pixels / 255`` over CIFAR-10's training split.
+
+    The split of ``06_normalization_optimizers`` (and ``05_cifar_cnn``): ``train_test_split(...,
+    test_size=0.2, random_state=9)`` of the 50,000 training images, the 40,000 it keeps for training.
+    Hidden tests compare the student's statistics with these and standardize the test set with them."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from course import data
+
+    (images, labels), _ = data.cifar10()
+    train, _, _, _ = train_test_split(images, labels, test_size=0.2, random_state=9)
+    scaled = train.astype(np.float32) / 255.0
+    return scaled.mean(axis=(0, 1, 2), dtype=np.float64).tolist(), scaled.std(axis=(0, 1, 2), dtype=np.float64).tolist()
+
+
+def _main() -> None:
+    parser = argparse.ArgumentParser(description="Measure a saved Keras model (run by the hidden tests).")
+    parser.add_argument("path", type=Path)
+    parser.add_argument("dataset", nargs="?")
+    parser.add_argument("--standardize", type=json.loads, help="[[means], [stds]] per channel")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.path, args.dataset, args.standardize)))
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)))
+    _main()

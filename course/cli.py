@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from course import batch, colab, demo, pipeline
+from course import batch, colab, demo, leaderboard, pipeline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                        help="first run `nbgrader zip_collect` on the LMS download in downloaded/<assignment>/archive")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' code without bubblewrap, with your rights and next to your files (not recommended)")
+    board = commands.add_parser("leaderboard", help="rank the capstone's graded models by test accuracy; writes leaderboard.csv")
+    board.add_argument("assignment", nargs="?", default="08_cifar_challenge")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
     args = parser.parse_args(argv)
 
@@ -41,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
             batch.collect_zips(root, args.assignment)
         outcomes = batch.grade(root, args.assignment, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox)
         print(batch.summary(outcomes))
+    elif args.command == "leaderboard":
+        ranked, unmeasured = leaderboard.entries(root, args.assignment)
+        if not ranked and not unmeasured:
+            parser.error(f"no autograded submissions of {args.assignment} in {root / 'autograded'}: run `course grade {args.assignment}` first")
+        print(leaderboard.format_table(ranked, unmeasured))
+        leaderboard.write_csv(root / "leaderboard.csv", ranked)
     elif args.command == "links":
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")

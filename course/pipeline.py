@@ -68,6 +68,7 @@ def submit_samples(root: Path, assignment: str, samples_dir: Path) -> list[submi
         for release_nb in sorted((root / "release" / assignment).glob("*.ipynb")):
             source_nb = root / "source" / assignment / release_nb.name
             nbformat.write(submissions.build(release_nb, source_nb, spec), target / release_nb.name)
+        submissions.write_files(spec, samples_dir, target)
     return specs
 
 
@@ -81,9 +82,10 @@ def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
 def format_grades(rows: list[dict[str, str]]) -> str:
     """A plain-text table of ``grades.csv`` rows; nbgrader lists every student for
     every assignment, and a row without a timestamp had no submission."""
-    lines = [f"{'assignment':<16} {'student':<24} {'score':>7} {'max':>5}"]
+    width = max([16, *(len(row["assignment"]) for row in rows)])
+    lines = [f"{'assignment':<{width}} {'student':<24} {'score':>7} {'max':>5}"]
     for row in sorted(rows, key=lambda r: (r["assignment"], r["student_id"])):
         score = f"{float(row['score']):>7.1f}" if row["timestamp"] else f"{'-':>7}"
         note = "" if row["timestamp"] else "  (no submission)"
-        lines.append(f"{row['assignment']:<16} {row['student_id']:<24} {score} {float(row['max_score']):>5.1f}{note}")
+        lines.append(f"{row['assignment']:<{width}} {row['student_id']:<24} {score} {float(row['max_score']):>5.1f}{note}")
     return "\n".join(lines)

@@ -17,6 +17,9 @@ A submission is described in ``tests/submissions/<assignment>.yml``::
       retype:                   # grade_id -> the cell type a student changed it to
         scale_to_unit_test: markdown
       delete: [reshape_test]    # grade_ids of cells the student deleted
+      files:                    # other files submitted with the notebook (08_cifar_challenge's model)
+        08_cifar_challenge.keras: {copy: 08_cifar_challenge_reference.keras}   # beside the YAML file
+        notes.txt: {text: "not a model"}
 
 Building from ``release/`` and ``source/`` keeps the samples in step with the
 notebooks: a sample can never go stale.
@@ -24,6 +27,7 @@ notebooks: a sample can never go stale.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +49,7 @@ class SampleSubmission:
     duplicate: dict[str, str] = field(default_factory=dict)
     retype: dict[str, str] = field(default_factory=dict)
     delete: tuple[str, ...] = ()
+    files: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load_specs(path: Path) -> list[SampleSubmission]:
@@ -58,12 +63,26 @@ def load_specs(path: Path) -> list[SampleSubmission]:
         retype = dict(entry.get("retype") or {})
         if not set(retype.values()) <= {"code", "markdown", "raw"}:
             raise ValueError(f"{path}: {student}: retype to code, markdown or raw, got {sorted(retype.values())}")
+        files = dict(entry.get("files") or {})
+        for name, content in files.items():
+            if not (isinstance(content, dict) and len(content) == 1 and set(content) <= {"copy", "text"}):
+                raise ValueError(f"{path}: {student}: file {name} needs {{copy: PATH}} or {{text: CONTENT}}, got {content!r}")
         specs.append(SampleSubmission(
             student, float(entry["expected_score"]), solutions,
             replace=dict(entry.get("replace") or {}), insert_before=dict(entry.get("insert_before") or {}),
             duplicate=dict(entry.get("duplicate") or {}), retype=retype, delete=tuple(entry.get("delete") or ()),
+            files=files,
         ))
     return specs
+
+
+def write_files(spec: SampleSubmission, samples_dir: Path, target: Path) -> None:
+    """Write the files ``spec`` submits besides its notebooks into ``target``."""
+    for name, content in spec.files.items():
+        if "copy" in content:
+            shutil.copyfile(samples_dir / content["copy"], target / name)
+        else:
+            (target / name).write_text(content["text"])
 
 
 def reference_solution(source_text: str) -> str:

@@ -26,6 +26,12 @@ def test_render_orders_by_notebook_then_full_before_grading():
     assert table[2].startswith("| 02_mnist_mlp | full | 407,050 | 10 | 1, 2 | 98.50% | 98.00% | 99.00% | 15 | 35 | 97.5% |")
 
 
+def test_the_capstone_is_graded_by_tiers_not_a_threshold():
+    entry = dict(params=289642, epochs=20, seeds=[1], test_accuracy=[0.85], train_seconds=[1500], wall_seconds=[1600])
+    (row,) = bench.render({"08_cifar_challenge/full": {**entry, "notebook": "08_cifar_challenge", "budget": "full"}}).splitlines()[2:]
+    assert row.startswith("| 08_cifar_challenge | full | 289,642 | 20 | 1 | 85.00% | 85.00% | 85.00% | 1500 | 1600 | tiers |")
+
+
 def test_report_cell_prints_one_line_per_graded_model(capsys):
     class Model:
         def __init__(self, params):

@@ -11,6 +11,10 @@ import pytest
 from course import checks
 
 
+EXPECTED_CIFAR10_TRAIN_MEAN = [0.491217, 0.481887, 0.446458]
+EXPECTED_CIFAR10_TRAIN_STD = [0.245470, 0.242942, 0.260625]
+
+
 def _always_one() -> keras.Model:
     """A (28, 28, 1) -> 10 model that predicts class 1 for every image."""
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
@@ -40,3 +44,35 @@ def test_a_model_that_cannot_be_saved_is_a_clear_error():
 
     with pytest.raises(RuntimeError, match="the saved model could not be measured"):
         checks.fresh_report(Unsaveable())
+
+
+def test_standardized_inputs_are_given_to_the_model_as_asked(tmp_path):
+    # Dense(10) on the pixel at (0, 0): class 1 when its standardized value is positive, class 0 otherwise.
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    weights = np.zeros((784, 10), np.float32)
+    weights[0, 1] = 1.0
+    model.layers[-1].set_weights([weights, np.zeros(10, np.float32)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    # Corner pixels are 0: as pixels / 255 the logits tie and argmax picks class 0;
+    # standardized with mean -1 they become +1 and every image is predicted as class 1.
+    if not os.environ.get("COURSE_DATA_DIR"):
+        pytest.skip("needs the MNIST test set (COURSE_DATA_DIR)")
+    assert checks.file_report(path, "mnist")["accuracy"] == 980 / 10000  # the test set's 0s
+    assert checks.file_report(path, "mnist", standardize=([-1.0], [1.0]))["accuracy"] == 1135 / 10000
+
+
+def test_a_model_file_keras_cannot_load_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.keras"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(RuntimeError, match="the saved model could not be measured"):
+        checks.file_report(path)
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="needs CIFAR-10 (COURSE_DATA_DIR)")
+def test_cifar10_training_split_statistics():
+    mean, std = checks.cifar10_train_statistics()
+    # Figures for the shared JPEG copy's 40,000-image split; CIFAR-10's published 50,000-image
+    # figures are (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616).
+    assert np.allclose(mean, EXPECTED_CIFAR10_TRAIN_MEAN, atol=1e-6)
+    assert np.allclose(std, EXPECTED_CIFAR10_TRAIN_STD, atol=1e-6)

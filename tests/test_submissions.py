@@ -85,3 +85,19 @@ def test_retype_to_an_unknown_type_is_an_error(tmp_path):
     path.write_text("dave:\n  expected_score: 1\n  retype:\n    c: heading\n")
     with pytest.raises(ValueError, match="dave: retype to code, markdown or raw"):
         submissions.load_specs(path)
+
+
+def test_submitted_files_are_copied_or_written_beside_the_notebook(tmp_path):
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "model.keras").write_bytes(b"\x01\x02")
+    path = samples / "a.yml"
+    path.write_text("erin:\n  expected_score: 1\n  files:\n    08_x.keras: {copy: model.keras}\n    notes.txt: {text: hello}\n")
+    (spec,) = submissions.load_specs(path)
+    target = tmp_path / "submitted"
+    target.mkdir()
+    submissions.write_files(spec, samples, target)
+    assert (target / "08_x.keras").read_bytes() == b"\x01\x02" and (target / "notes.txt").read_text() == "hello"
+    path.write_text("frank:\n  expected_score: 1\n  files:\n    m.keras: model.keras\n")
+    with pytest.raises(ValueError, match=r"frank: file m.keras needs \{copy: PATH\} or \{text: CONTENT\}"):
+        submissions.load_specs(path)
