@@ -118,13 +118,17 @@ def test_student_runs_first_cells_and_validates(lab, browser):
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-DebuggerBugButton, .jp-KernelStatus", timeout=90_000)
     page.locator(".jp-Notebook .jp-Cell").first.click()
-    # Title, overview, setup prose, the setup cell, data prose, the data cell.
-    for _ in range(6):
-        page.keyboard.press("Shift+Enter")
-    outputs = page.locator(".jp-OutputArea-output")
-    outputs.filter(has_text="course helpers").first.wait_for(timeout=120_000)
-    outputs.filter(has_text="mnist: loaded from").first.wait_for(timeout=120_000)
-    _screenshot(page, "student-notebook.png")
+    # Key presses before the notebook has focus are lost: wait for the selected cell.
+    page.wait_for_selector(".jp-Notebook .jp-Cell.jp-mod-active", timeout=30_000)
+    try:
+        # Title, overview, setup prose, the setup cell, data prose, the data cell.
+        for _ in range(6):
+            page.keyboard.press("Shift+Enter")
+        outputs = page.locator(".jp-OutputArea-output")
+        outputs.filter(has_text="course helpers").first.wait_for(timeout=240_000)
+        outputs.filter(has_text="mnist: loaded from").first.wait_for(timeout=240_000)
+    finally:  # on failure too: the screenshot shows what the student would have seen
+        _screenshot(page, "student-notebook.png")
 
     page.locator(".validate-button").first.click()
     dialog = page.locator(".jp-Dialog")
