@@ -3,7 +3,7 @@
 The capstone's hidden accuracy test measures each submitted model file in a fresh
 Python and calls :func:`record`, which prints one line into that test cell's output::
 
-    LEADERBOARD {"accuracy": 0.8512, "params": 289642}
+    LEADERBOARD {"accuracy": 0.8462, "params": 308842}
 
 After ``course grade``, :func:`entries` reads those lines back from
 ``autograded/<student>/<assignment>/`` and ``course leaderboard ASSIGNMENT`` ranks them.

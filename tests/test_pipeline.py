@@ -179,11 +179,14 @@ def test_validate_output_tells_pass_from_fail(course):
             assert verdict in _validate(root, notebook)
 
 
+def _row(assignment: str, student: str, score: str, submitted: bool = True) -> dict[str, str]:
+    """A grades.csv row as nbgrader exports it; no timestamp means no submission."""
+    timestamp = "2026-01-01 12:00:00" if submitted else ""
+    return {"assignment": assignment, "student_id": student, "timestamp": timestamp, "score": score, "max_score": "10.0"}
+
+
 def test_rows_without_a_submission_are_marked_not_scored_zero():
-    rows = [
-        {"assignment": "02_b", "student_id": "ann", "timestamp": "2026-01-01 12:00:00", "score": "6.0", "max_score": "10.0"},
-        {"assignment": "01_a", "student_id": "bob", "timestamp": "", "score": "0.0", "max_score": "10.0"},
-    ]
+    rows = [_row("02_b", "ann", "6.0"), _row("01_a", "bob", "0.0", submitted=False)]
     assert pipeline.format_grades(rows).splitlines() == [
         "assignment       student                    score   max",
         "01_a             bob                            -  10.0  (no submission)",
@@ -192,10 +195,7 @@ def test_rows_without_a_submission_are_marked_not_scored_zero():
 
 
 def test_long_assignment_names_widen_the_column():
-    rows = [
-        {"assignment": "06_normalization_optimizers", "student_id": "ann", "timestamp": "2026-01-01 12:00:00", "score": "6.0", "max_score": "10.0"},
-        {"assignment": "01_a", "student_id": "bob", "timestamp": "2026-01-01 12:00:00", "score": "1.0", "max_score": "10.0"},
-    ]
+    rows = [_row("06_normalization_optimizers", "ann", "6.0"), _row("01_a", "bob", "1.0")]
     assert pipeline.format_grades(rows).splitlines() == [
         "assignment                  student                    score   max",
         "01_a                        bob                          1.0  10.0",
