@@ -1,4 +1,4 @@
-"""Grade a whole class with nbgrader, in parallel: ``course grade ASSIGNMENT --jobs N``.
+"""Grade a whole class with nbgrader, in parallel: ``course grade ASSIGNMENT... --jobs N``.
 
 nbgrader autogrades one submission after another, in one process writing one
 SQLite gradebook (nbgrader issue 174). Here each submission is autograded by
@@ -12,7 +12,8 @@ Each submission is bounded and isolated:
 - its kernel runs in a bubblewrap sandbox (course/sandbox.py) that hides the
   course folder, every workspace but its own working folder, and the hidden
   tests in the notebook being graded;
-- a cell past ``Execute.timeout`` is interrupted and fails (nbgrader);
+- a cell past ``Execute.timeout`` is interrupted and fails (nbgrader); one
+  that swallows the interrupt has its kernel killed (course/grading.py);
 - a kernel whose processes together hold more than the memory limit is
   killed: its cells from there on fail, the earlier ones keep their points
   (course/grading.py);
@@ -49,6 +50,7 @@ GIB = 2**30
 class Outcome:
     """How one submission's grading went."""
 
+    assignment: str
     student: str
     seconds: float
     score: float | None = None
@@ -59,7 +61,7 @@ class Outcome:
     def line(self) -> str:
         score = f"{self.score:g}/{self.max_score:g}" if self.score is not None else "not graded"
         problems = f"  ({'; '.join(self.problems)})" if self.problems else ""
-        return f"{self.student:<24} {score:>10} {self.seconds:6.0f} s{problems}"
+        return f"{self.assignment:<16} {self.student:<24} {score:>10} {self.seconds:6.0f} s{problems}"
 
 
 def students(root: Path, assignment: str) -> list[str]:
@@ -103,7 +105,10 @@ def problems_in_log(log: str) -> list[str]:
     timeouts = re.findall(r"Timeout waiting for execute reply \((\d+)s\)", log)
     if timeouts:
         problems.append(f"{len(timeouts)} cell(s) stopped at the {timeouts[0]} s cell time limit")
-    deaths = log.count("The kernel died in cell")
+    kills = log.count("ignored the interrupt")
+    if kills:
+        problems.append("a cell ignored its interrupt: kernel killed")
+    deaths = log.count("The kernel died in cell") - kills
     if deaths:
         problems.append(f"the kernel died {deaths} time(s)")
     return problems
@@ -111,14 +116,18 @@ def problems_in_log(log: str) -> list[str]:
 
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
               memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None) -> Outcome:
-    """Autograde one submission in a workspace of its own; the course folder is only read."""
+    """Autograde one submission in a workspace of its own, ``workdir/<assignment>/<student>``.
+
+    The course folder is only read; the gradebook is copied from ``workdir/gradebook.db``,
+    a snapshot that, unlike the course's, no merge writes to meanwhile.
+    """
     start = time.monotonic()
-    outcome = Outcome(student, 0.0)
-    workspace = workdir / student
+    outcome = Outcome(assignment, student, 0.0)
+    workspace = workdir / assignment / student
     (workspace / "submitted" / student).mkdir(parents=True)
     shutil.copytree(root / "submitted" / student / assignment, workspace / "submitted" / student / assignment)
     shutil.copy(root / "nbgrader_config.py", workspace)
-    shutil.copy(root / "gradebook.db", workspace)
+    shutil.copy(workdir / "gradebook.db", workspace)
     command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force")
     env = pipeline.nbgrader_env()
     if threads:  # workers share the cores instead of each TensorFlow taking them all
@@ -150,12 +159,13 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     return outcome
 
 
-def merge(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> None:
+def merge(root: Path, workspace: Path, outcome: Outcome) -> None:
     """Copy one workspace's submission, grades and comments into the course gradebook and folder."""
+    assignment = outcome.assignment
     with warnings.catch_warnings():
         # nbgrader's add_submission trips SQLAlchemy's autoflush warning; the rows are written all the same.
         warnings.simplefilter("ignore", SAWarning)
-        _merge_grades(root, workspace, assignment, outcome)
+        _merge_grades(root, workspace, outcome)
     autograded = workspace / "autograded" / outcome.student / assignment
     destination = root / "autograded" / outcome.student / assignment
     if destination.exists():
@@ -164,7 +174,8 @@ def merge(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> Non
         shutil.copytree(autograded, destination)
 
 
-def _merge_grades(root: Path, workspace: Path, assignment: str, outcome: Outcome) -> None:
+def _merge_grades(root: Path, workspace: Path, outcome: Outcome) -> None:
+    assignment = outcome.assignment
     with Gradebook(_database(workspace)) as source:
         try:
             graded = source.find_submission(assignment, outcome.student)
@@ -225,38 +236,48 @@ def collect_zips(root: Path, assignment: str) -> None:
     pipeline.nbgrader(root, "zip_collect", assignment, "--force", capture=True)
 
 
-def grade(root: Path, assignment: str, jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
+def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
           sandboxed: bool = True) -> list[Outcome]:
-    """Autograde every submission of ``assignment`` with ``jobs`` workers, then feedback and export."""
+    """Autograde every submission of ``assignments`` with ``jobs`` workers, then feedback and export.
+
+    The submissions of all the assignments share the workers, so a long one
+    does not leave a worker idle while another assignment waits.
+    """
     if sandboxed and not sandbox.available():
         raise SystemExit(sandbox.INSTALL_HINT)
-    names = students(root, assignment)
-    if not names:
-        raise SystemExit(f"No submissions of {assignment} in {root / 'submitted'}/<student>/{assignment}/")
-    _ensure_in_gradebook(root, assignment)
-    print(f"Grading {len(names)} submissions of {assignment} with {jobs} worker(s)"
+    submissions = [(assignment, student) for assignment in assignments for student in students(root, assignment)]
+    if not submissions:
+        raise SystemExit(f"No submissions of {', '.join(assignments)} in {root / 'submitted'}/<student>/<assignment>/")
+    graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
+    for assignment in graded:
+        _ensure_in_gradebook(root, assignment)
+    print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
           f"{'' if sandboxed else ', NOT sandboxed'}...", flush=True)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch, ThreadPoolExecutor(max_workers=jobs) as pool:
-        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(names)))
-        futures = [pool.submit(grade_one, root, assignment, s, Path(scratch), wall_seconds, memory_gib, sandboxed, threads)
-                   for s in names]
+        shutil.copy(root / "gradebook.db", Path(scratch) / "gradebook.db")
+        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
+        futures = [pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib, sandboxed,
+                               threads) for assignment, student in submissions]
         for done, future in enumerate(as_completed(futures), start=1):
             outcome = future.result()
-            merge(root, Path(scratch) / outcome.student, assignment, outcome)
+            merge(root, Path(scratch) / outcome.assignment / outcome.student, outcome)
             outcomes.append(outcome)
-            print(f"{progress_bar(done, len(names))}  {outcome.line()}", flush=True)
-    pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
+            print(f"{progress_bar(done, len(submissions))}  {outcome.line()}", flush=True)
+    for assignment in graded:
+        pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
     pipeline.export(root, capture=True)
-    return sorted(outcomes, key=lambda o: o.student)
+    return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
 
 
 def summary(outcomes: list[Outcome]) -> str:
-    """Score distribution and the submissions that had problems."""
-    scores = sorted(o.score for o in outcomes if o.score is not None)
-    lines = [
-        f"{len(outcomes)} submissions; scores min {scores[0]:g}, median {scores[len(scores) // 2]:g}, max {scores[-1]:g}"
-        if scores else f"{len(outcomes)} submissions; none graded",
-    ]
-    lines += [f"  problem: {o.student}: {'; '.join(o.problems)}" for o in outcomes if o.problems]
+    """Each assignment's score distribution, and the submissions that had problems."""
+    lines = []
+    for assignment in dict.fromkeys(o.assignment for o in outcomes):
+        graded = [o for o in outcomes if o.assignment == assignment]
+        scores = sorted(o.score for o in graded if o.score is not None)
+        lines.append(f"{assignment}: {len(graded)} submissions; "
+                     + (f"scores min {scores[0]:g}, median {scores[len(scores) // 2]:g}, max {scores[-1]:g}" if scores
+                        else "none graded"))
+        lines += [f"  problem: {o.student}: {'; '.join(o.problems)}" for o in graded if o.problems]
     return "\n".join(lines)

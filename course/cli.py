@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     jobs_help = "submissions graded at once (default: the number of CPU cores, %(default)s)"
     demo_command = commands.add_parser("demo", help="release everything, grade the sample submissions, export grades.csv")
     demo_command.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
-    grade = commands.add_parser("grade", help="autograde every submission of an assignment in parallel, then feedback and grades.csv")
-    grade.add_argument("assignment")
+    grade = commands.add_parser("grade", help="autograde every submission of the assignments in parallel, then feedback and grades.csv")
+    grade.add_argument("assignments", nargs="*", metavar="assignment")
+    grade.add_argument("--all", action="store_true", help="every assignment in source/")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
     grade.add_argument("--wall-seconds", type=float, default=1800, help="time limit for one submission (default %(default)s)")
     grade.add_argument("--memory-gib", type=float, default=6, help="memory limit for one submission's kernel (default %(default)s)")
     grade.add_argument("--zip-collect", action="store_true",
-                       help="first run `nbgrader zip_collect` on the LMS download in downloaded/<assignment>/archive")
+                       help="first run `nbgrader zip_collect` on the LMS downloads in downloaded/<assignment>/archive")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' code without bubblewrap, with your rights and next to your files (not recommended)")
     board = commands.add_parser("leaderboard", help="rank the capstone's graded models by test accuracy; writes leaderboard.csv")
@@ -39,9 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
     elif args.command == "grade":
+        assignments = pipeline.assignments(root) if args.all else args.assignments
+        if not assignments:
+            parser.error("name the assignments to grade, or --all")
         if args.zip_collect:
-            batch.collect_zips(root, args.assignment)
-        outcomes = batch.grade(root, args.assignment, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox)
+            for assignment in assignments:
+                batch.collect_zips(root, assignment)
+        outcomes = batch.grade(root, assignments, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox)
         print(batch.summary(outcomes))
     elif args.command == "leaderboard":
         ranked, unmeasured = leaderboard.entries(root, args.assignment)

@@ -45,7 +45,7 @@ def looping(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("COURSE_CELL_TIMEOUT", "600")  # only the wall-clock limit can stop the loop
         root = _course(tmp_path_factory.mktemp("batch"), only=["infinite_loop", "correct"])
-        outcomes = {o.student: o for o in batch.grade(root, ASSIGNMENT, jobs=2, wall_seconds=45)}
+        outcomes = {o.student: o for o in batch.grade(root, [ASSIGNMENT], jobs=2, wall_seconds=45)}
     return root, outcomes
 
 
@@ -66,19 +66,36 @@ def test_regrading_replaces_the_earlier_grades(looping, capsys):
     shutil.rmtree(root / "submitted" / "infinite_loop")
     shutil.rmtree(root / "submitted" / "correct")
     shutil.copytree(ROOT / "release" / ASSIGNMENT, root / "submitted" / "correct" / ASSIGNMENT)  # now unsolved
-    outcomes = batch.grade(root, ASSIGNMENT, jobs=1)
+    outcomes = batch.grade(root, [ASSIGNMENT], jobs=1)
     assert [(o.student, o.score) for o in outcomes] == [("correct", 0)]
     assert _grades(root)["correct"] == 0
     out = capsys.readouterr().out
     assert "Grading 1 submissions of 01_images with 1 worker(s)..." in out
-    assert "[####################] 1/1  correct" in out
+    assert "[####################] 1/1  01_images        correct" in out
+
+
+def test_several_assignments_share_the_workers_and_each_gets_its_grades_and_feedback(tmp_path, capsys):
+    root = _course(tmp_path, only=["correct", "empty"])
+    again = "01_again"  # a second assignment: 01 under another name
+    shutil.copytree(ROOT / "source" / ASSIGNMENT, root / "source" / again)
+    pipeline.release(root, again, capture=True)
+    shutil.copytree(root / "submitted" / "correct" / ASSIGNMENT, root / "submitted" / "correct" / again)
+    outcomes = batch.grade(root, [ASSIGNMENT, again], jobs=2)
+    assert [(o.assignment, o.student, o.score) for o in outcomes] == [
+        (ASSIGNMENT, "correct", 10), (ASSIGNMENT, "empty", 0), (again, "correct", 10)]
+    assert "Grading 3 submissions of 01_images, 01_again with 2 worker(s)..." in capsys.readouterr().out
+    with open(root / "grades.csv", newline="") as f:
+        scores = {(row["assignment"], row["student_id"]): float(row["score"]) for row in csv.DictReader(f) if row["timestamp"]}
+    assert scores == {(ASSIGNMENT, "correct"): 10, (ASSIGNMENT, "empty"): 0, (again, "correct"): 10}
+    assert list((root / "feedback" / "correct" / again).glob("*.html"))
+    assert (root / "logs" / again / "correct.log").is_file()
 
 
 def test_memory_limit_kills_the_processes_under_nbgrader_not_nbgrader():
     hog = "import numpy, time; blocks = [numpy.ones(2**27) for _ in range(4)]; time.sleep(60)"  # 4 GiB
     parent = subprocess.Popen([sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {hog!r}]); print('parent lives')"],
                               stdout=subprocess.PIPE, text=True)
-    outcome = batch.Outcome("hog", 0.0)
+    outcome = batch.Outcome(ASSIGNMENT, "hog", 0.0)
     batch._watch_memory(parent, 1 * batch.GIB, outcome)
     assert parent.stdout.read() == "parent lives\n"
     assert outcome.problems == ["kernel killed at the 1 GiB memory limit"]
@@ -105,15 +122,21 @@ def test_an_empty_lms_download_is_a_clear_error(tmp_path):
 def test_without_bubblewrap_grading_refuses_unless_told_not_to_sandbox(tmp_path, monkeypatch):
     monkeypatch.setattr(sandbox, "available", lambda: False)
     with pytest.raises(SystemExit, match="apt-get install bubblewrap"):
-        batch.grade(tmp_path, ASSIGNMENT)
+        batch.grade(tmp_path, [ASSIGNMENT])
     with pytest.raises(SystemExit, match="No submissions of 01_images"):  # gets past the check
-        batch.grade(tmp_path, ASSIGNMENT, sandboxed=False)
+        batch.grade(tmp_path, [ASSIGNMENT], sandboxed=False)
 
 
-def test_summary_lists_distribution_and_problems():
-    outcomes = [batch.Outcome("a", 3.0, 10.0, 10.0), batch.Outcome("b", 4.0, 0.0, 10.0, ["stopped after the 5 s limit"]), batch.Outcome("c", 5.0, 6.0, 10.0)]
-    assert batch.summary(outcomes) == "3 submissions; scores min 0, median 6, max 10\n  problem: b: stopped after the 5 s limit"
-    assert outcomes[1].line() == "b                              0/10      4 s  (stopped after the 5 s limit)"
+def test_summary_lists_each_assignments_distribution_and_problems():
+    outcomes = [batch.Outcome("01_images", "a", 3.0, 10.0, 10.0),
+                batch.Outcome("01_images", "b", 4.0, 0.0, 10.0, ["stopped after the 5 s limit"]),
+                batch.Outcome("01_images", "c", 5.0, 6.0, 10.0),
+                batch.Outcome("02_mnist_mlp", "a", 9.0, None, None, ["nbgrader failed (exit 1)"], graded=False)]
+    assert batch.summary(outcomes) == ("01_images: 3 submissions; scores min 0, median 6, max 10\n"
+                                       "  problem: b: stopped after the 5 s limit\n"
+                                       "02_mnist_mlp: 1 submissions; none graded\n"
+                                       "  problem: a: nbgrader failed (exit 1)")
+    assert outcomes[1].line() == "01_images        b                              0/10      4 s  (stopped after the 5 s limit)"
 
 
 def test_problems_in_the_log_are_cell_timeouts_and_kernel_deaths():
@@ -123,6 +146,11 @@ def test_problems_in_the_log_are_cell_timeouts_and_kernel_deaths():
            "[AutogradeApp | WARNING] The kernel died in cell 7; that cell and the ones after it fail.\n")
     assert batch.problems_in_log(log) == ["2 cell(s) stopped at the 60 s cell time limit", "the kernel died 1 time(s)"]
     assert batch.problems_in_log("[AutogradeApp | INFO] Writing 26242 bytes\n") == []
+    swallowed = ("[AutogradeApp | ERROR] Timeout waiting for execute reply (60s).\n"
+                 "[AutogradeApp | ERROR] The cell ignored the interrupt for 30 s: killing the kernel.\n"
+                 "[AutogradeApp | WARNING] The kernel died in cell 9; that cell and the ones after it fail.\n")
+    assert batch.problems_in_log(swallowed) == ["1 cell(s) stopped at the 60 s cell time limit",
+                                                "a cell ignored its interrupt: kernel killed"]
 
 
 def test_progress_bar():
@@ -135,4 +163,4 @@ def test_no_submissions_is_a_clear_error(tmp_path):
     root = tmp_path / "course"
     (root / "submitted").mkdir(parents=True)
     with pytest.raises(SystemExit, match="No submissions of 01_images"):
-        batch.grade(root, ASSIGNMENT)
+        batch.grade(root, [ASSIGNMENT])

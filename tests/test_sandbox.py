@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import nbformat
+import psutil
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
 from course import sandbox
+from course.grading import CrashTolerantExecute
 
 
 def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeypatch):
@@ -79,3 +82,26 @@ def test_student_code_in_the_sandboxed_kernel_reaches_only_its_own_folder(tmp_pa
     assert (scratch / "bob" / "work.ipynb").read_text() == "another student"
     assert not (Path(sys.prefix) / "pyvenv-test.txt").exists()
     nbformat.validate(notebook)
+
+
+def test_a_sandboxed_kernel_that_ignores_its_interrupt_is_killed_with_everything_inside(tmp_path, monkeypatch):
+    workdir = tmp_path / "ann"
+    workdir.mkdir()
+    sandbox.write_kernelspec(tmp_path / "jupyter", hide=[tmp_path / "course"])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    notebook = new_notebook(cells=[
+        new_code_cell("import subprocess, time\nchild = subprocess.Popen(['sleep', '600'])"),
+        new_code_cell("while True:\n    try:\n        time.sleep(0.1)\n    except:\n        pass"),
+    ])
+    executor = CrashTolerantExecute(timeout=3, interrupt_grace=2, kernel_name=sandbox.KERNEL_NAME)
+    executed, _ = executor.preprocess(notebook, {"metadata": {"path": str(workdir)}})
+    assert [o.ename for o in executed.cells[1].outputs] == ["KernelDied"]
+    time.sleep(1)
+    left = []
+    for process in psutil.process_iter():
+        try:
+            if Path(process.cwd()) == workdir:
+                left.append(process.cmdline())
+        except psutil.Error:
+            pass
+    assert left == []
