@@ -16,9 +16,11 @@ and writes it to ``bench/GRADING.md``. Not a test: figures depend on the machine
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +104,8 @@ def main() -> None:
               "| assignment | score | seconds of its worker |", "| --- | --- | --- |"]
     lines += [f"| {o.assignment} | {o.score:g}/{o.max_score:g} | {o.seconds:.0f} |" for o in outcomes]
     lines.append(f"| **all, wall clock** | | **{seconds:.0f}** |")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines += ["", f"Measured {datetime.date.today()} at commit {commit or 'unknown'}."]
     text = "\n".join(lines) + "\n"
     REPORT.write_text(text)
     print(text)
