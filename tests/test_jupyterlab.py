@@ -33,6 +33,9 @@ CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+# JupyterLab's status bar, as JavaScript: it shows the kernel's state
+# ("Python 3 (ipykernel) | Idle") and the selected cell ("Cell 3/43").
+STATUS_BAR_TEXT = "(document.querySelector('#jp-main-statusbar')?.innerText || '')"
 
 
 def _requirements_or_skip():
@@ -116,14 +119,19 @@ def test_student_runs_first_cells_and_validates(lab, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{base}/lab/tree/release/01_images/01_images.ipynb?token={token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-DebuggerBugButton, .jp-KernelStatus", timeout=90_000)
+    # A code cell run while the status bar still says "Initializing" (no session
+    # yet) is silently skipped, and its output never comes: wait for the kernel.
+    # (The toolbar's execution indicator reads "idle" before there is a kernel.)
+    page.wait_for_function(f"() => /[|] Idle/.test({STATUS_BAR_TEXT})", timeout=180_000)
     page.locator(".jp-Notebook .jp-Cell").first.click()
     # Key presses before the notebook has focus are lost: wait for the selected cell.
     page.wait_for_selector(".jp-Notebook .jp-Cell.jp-mod-active", timeout=30_000)
     try:
-        # Title, overview, setup prose, the setup cell, data prose, the data cell.
-        for _ in range(6):
+        # Title, setup prose, the setup cell, data prose, the data cell. Each press
+        # must move the selection on before the next one is sent.
+        for cell_number in range(2, 7):
             page.keyboard.press("Shift+Enter")
+            page.wait_for_function(f"() => {STATUS_BAR_TEXT}.includes('Cell {cell_number}/')", timeout=30_000)
         outputs = page.locator(".jp-OutputArea-output")
         outputs.filter(has_text="course helpers").first.wait_for(timeout=240_000)
         outputs.filter(has_text="mnist: loaded from").first.wait_for(timeout=240_000)
