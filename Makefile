@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 
 # Notebooks run under the grading budget in tests (course/budget.py).
 test: $(VENV)/.installed
-	COURSE_BUDGET=grading $(BIN)/pytest tests source --nbval-lax --nbval-current-env
+	COURSE_BUDGET=grading $(BIN)/pytest tests source --nbval-lax --nbval-current-env --durations=15
 
 # Trains every reference solution over several seeds; writes bench/RESULTS.md.
 bench: $(VENV)/.installed
