@@ -17,14 +17,24 @@ student's code
 - keeps no capabilities (CI runs as root) and sees only its own processes.
 
 The network is shared: the kernel talks to nbgrader over local TCP ports.
+
+Files cross the sandbox's boundary twice, and both ways go through
+:func:`copy_files`: the submission into the grading workspace, and the
+autograded notebooks (and model files) from the workspace back into the course
+folder. Both folders are the student's to shape (a submission as handed in,
+the workspace as the student's code left it), so the copy follows no link,
+copies only regular files, and stops at a size and a count.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
+import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import course
@@ -95,3 +105,171 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much :func:`copy_files` copies out of one folder the student shaped."""
+
+    max_file_bytes: int = 256 * MIB  # the capstone's model file is a few MiB
+    max_files: int = 200
+    max_total_bytes: int = 1024 * MIB
+    max_entries: int = 10_000  # entries looked at in one folder; a million empty files is no submission
+    max_depth: int = 8
+
+
+LIMITS = Limits()
+_NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO must not block open()
+_CHUNK = MIB
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words: ``a symlink``, ``a FIFO``..."""
+    for test, name in ((stat.S_ISLNK, "a symlink"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_folder(base: Path, relative: str) -> int:
+    """A descriptor of ``base/relative``, each part of ``relative`` opened without following a link.
+
+    ``base`` is the grader's own folder; the parts below it may be the
+    student's. A part that cannot be opened, a link among them, raises
+    ``OSError`` whose ``filename`` is the path up to that part and whose
+    ``strerror`` says what it is (``a symlink``).
+    """
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    opened: list[str] = []
+    try:
+        for part in Path(relative).parts:
+            try:
+                inner = os.open(part, _NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
+            except OSError as error:
+                raise OSError(error.errno, _why(error, fd, part), "/".join([*opened, part])) from error
+            os.close(fd)
+            fd = inner
+            opened.append(part)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _why(error: OSError, fd: int, name: str) -> str:
+    """Why ``name`` under ``fd`` could not be opened, in the words of a problem line: ``a symlink``, or the error."""
+    try:
+        mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+    except OSError:
+        return error.strerror or str(error)
+    return (error.strerror or str(error)) if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else kind(mode)
+
+
+class Budget:
+    """What one :func:`copy_files` call has copied so far, against its limits."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits, self.files, self.bytes = limits, 0, 0
+
+    def refuse(self, size: int) -> str | None:
+        """Why a file of ``size`` bytes may not be copied, or None (and then it counts)."""
+        limits = self.limits
+        if size > limits.max_file_bytes:
+            return f"larger than {limits.max_file_bytes / MIB:g} MiB"
+        if self.files >= limits.max_files:
+            return f"more than {limits.max_files} files"
+        if self.bytes + size > limits.max_total_bytes:
+            return f"more than {limits.max_total_bytes / MIB:g} MiB in all"
+        self.files += 1
+        self.bytes += size
+        return None
+
+
+def copy_files(base: Path, relative: str, destination: Path, patterns: tuple[str, ...] | None = None,
+               recurse: bool = False, limits: Limits = LIMITS) -> list[str]:
+    """Copy the regular files of ``base/relative`` into ``destination``; return what was skipped and why.
+
+    Nothing is followed: a link (the folder itself, a part of ``relative``, or
+    an entry) is never opened through, so no file of the grader's can be
+    brought in by naming it. FIFOs, sockets and devices are skipped; each file
+    is opened without following links and checked to be a regular file on the
+    open descriptor (no race with a rename), its size is checked before a byte
+    is copied (a sparse file is not expanded past the limit) and the copy reads
+    no more than that size. ``patterns`` (``fnmatch``, e.g. ``("*.ipynb",)``)
+    name the files wanted; None wants every file. Regular files and folders
+    not wanted are left silently (scratch files the student's code wrote);
+    anything wanted that could not be copied, and every link or special file,
+    is one line: ``skipped autograded/alice/01_images/x.ipynb: a symlink``.
+    ``recurse`` copies sub-folders (not links to them) too, down to ``limits.max_depth``.
+    """
+    try:
+        fd = open_folder(base, relative)
+    except OSError as error:
+        return [f"skipped {error.filename or relative}: {error.strerror}"]
+    try:
+        problems: list[str] = []
+        _copy_folder(fd, relative, destination, patterns, recurse, 0, Budget(limits), problems)
+        return problems
+    finally:
+        os.close(fd)
+
+
+def _copy_folder(fd: int, label: str, destination: Path, patterns: tuple[str, ...] | None, recurse: bool,
+                 depth: int, budget: Budget, problems: list[str]) -> None:
+    destination.mkdir(parents=True, exist_ok=True)
+    names = []
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            if len(names) == budget.limits.max_entries:
+                problems.append(f"skipped the rest of {label}: more than {budget.limits.max_entries} entries")
+                break
+            names.append(entry.name)
+    for name in sorted(names):
+        where = f"{label}/{name}"
+        wanted = patterns is None or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        try:
+            mode = os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode) and recurse and depth < budget.limits.max_depth:
+                inner = os.open(name, _NOFOLLOW | os.O_DIRECTORY, dir_fd=fd)
+                try:
+                    _copy_folder(inner, where, destination / name, patterns, recurse, depth + 1, budget, problems)
+                finally:
+                    os.close(inner)
+            elif stat.S_ISDIR(mode):
+                if wanted:
+                    problems.append(f"skipped {where}: a folder" + (" nested too deep" if recurse else ""))
+            elif not stat.S_ISREG(mode):
+                problems.append(f"skipped {where}: {kind(mode)}")
+            elif wanted:
+                why = _copy_file(fd, name, destination / name, budget)
+                if why:
+                    problems.append(f"skipped {where}: {why}")
+        except OSError as error:
+            problems.append(f"skipped {where}: {_why(error, fd, name)}")
+
+
+def _copy_file(fd: int, name: str, target: Path, budget: Budget) -> str | None:
+    """Copy one regular file, opened under ``fd`` without following a link; None, or why it was not copied."""
+    source = os.open(name, _NOFOLLOW, dir_fd=fd)
+    try:
+        status = os.fstat(source)
+        if not stat.S_ISREG(status.st_mode):
+            return kind(status.st_mode)
+        refused = budget.refuse(status.st_size)
+        if refused:
+            return refused
+        with open(target, "xb") as out:
+            left = status.st_size
+            while left > 0:
+                chunk = os.read(source, min(_CHUNK, left))
+                if not chunk:
+                    break
+                out.write(chunk)
+                left -= len(chunk)
+        return None
+    finally:
+        os.close(source)

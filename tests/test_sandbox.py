@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
 import time
 from pathlib import Path
@@ -105,3 +107,82 @@ def test_a_sandboxed_kernel_that_ignores_its_interrupt_is_killed_with_everything
         except psutil.Error:
             pass
     assert left == []
+
+
+def _workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A grader's folder holding a secret, and a student's folder ``work/alice/01`` shaped to reach it."""
+    grader = tmp_path / "grader"
+    (grader / "source").mkdir(parents=True)
+    (grader / "source" / "secret.ipynb").write_text("hidden tests")
+    folder = grader / "work" / "alice" / "01"
+    folder.mkdir(parents=True)
+    (folder / "01.ipynb").write_text("graded notebook")
+    (folder / "model.keras").write_bytes(b"\x00model")
+    (folder / "notes.txt").write_text("scratch")
+    (folder / "linked.ipynb").symlink_to(grader / "source" / "secret.ipynb")
+    (folder / "source").symlink_to(grader / "source")
+    os.mkfifo(folder / "pipe.ipynb")  # opening it to read would block
+    (folder / "folder.ipynb").mkdir()
+    (folder / "scratch").mkdir()
+    (folder / "scratch" / "inner.ipynb").write_text("inner")
+    return grader, folder
+
+
+def test_copy_back_takes_only_wanted_regular_files_and_reports_links_and_special_files(tmp_path):
+    grader, _ = _workspace(tmp_path)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(grader / "work" / "alice" / "01" / "kernel.sock"))
+    try:
+        problems = sandbox.copy_files(grader, "work/alice/01", tmp_path / "out", patterns=("*.ipynb", "*.keras"))
+    finally:
+        server.close()
+    assert problems == ["skipped work/alice/01/folder.ipynb: a folder",
+                        "skipped work/alice/01/kernel.sock: a socket",
+                        "skipped work/alice/01/linked.ipynb: a symlink",
+                        "skipped work/alice/01/pipe.ipynb: a FIFO",
+                        "skipped work/alice/01/source: a symlink"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["01.ipynb", "model.keras"]
+    assert (tmp_path / "out" / "model.keras").read_bytes() == b"\x00model"
+
+
+def test_copy_in_takes_every_regular_file_and_real_folder_but_no_link(tmp_path):
+    grader, _ = _workspace(tmp_path)
+    problems = sandbox.copy_files(grader, "work/alice/01", tmp_path / "in", recurse=True)
+    assert problems == ["skipped work/alice/01/linked.ipynb: a symlink",
+                        "skipped work/alice/01/pipe.ipynb: a FIFO",
+                        "skipped work/alice/01/source: a symlink"]
+    copied = sorted(str(p.relative_to(tmp_path / "in")) for p in (tmp_path / "in").rglob("*"))
+    assert copied == ["01.ipynb", "folder.ipynb", "model.keras", "notes.txt", "scratch", "scratch/inner.ipynb"]
+    assert not any("hidden tests" in p.read_text() for p in (tmp_path / "in").rglob("*") if p.is_file()
+                   and p.suffix != ".keras")
+
+
+def test_a_link_on_the_way_to_the_folder_is_not_followed(tmp_path):
+    grader, _ = _workspace(tmp_path)
+    (grader / "submitted").mkdir()
+    (grader / "submitted" / "bob").symlink_to(grader / "work" / "alice")  # bob's folder is alice's
+    (grader / "submitted" / "carol").mkdir()
+    (grader / "submitted" / "carol" / "01").symlink_to(grader / "source")
+    assert sandbox.copy_files(grader, "submitted/bob/01", tmp_path / "bob") == ["skipped submitted/bob: a symlink"]
+    assert sandbox.copy_files(grader, "submitted/carol/01", tmp_path / "carol") == ["skipped submitted/carol/01: a symlink"]
+    assert sandbox.copy_files(grader, "submitted/dave/01", tmp_path / "dave") == [
+        "skipped submitted/dave: No such file or directory"]
+    assert not (tmp_path / "bob").exists() and not (tmp_path / "carol").exists()
+
+
+def test_copies_stop_at_the_size_and_count_limits_and_a_sparse_file_is_not_expanded(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    with open(folder / "a_huge.keras", "wb") as f:
+        f.truncate(64 * 2**30)  # sparse: 64 GiB that take no disk
+    (folder / "b.ipynb").write_bytes(b"x" * 2**20)  # exactly the limit
+    (folder / "c.ipynb").write_text("c")
+    (folder / "d.ipynb").write_text("d")
+    limits = sandbox.Limits(max_file_bytes=2**20, max_files=2)
+    problems = sandbox.copy_files(tmp_path, "work", tmp_path / "out", patterns=("*.ipynb", "*.keras"), limits=limits)
+    assert problems == ["skipped work/a_huge.keras: larger than 1 MiB", "skipped work/d.ipynb: more than 2 files"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b.ipynb", "c.ipynb"]
+    assert (tmp_path / "out" / "b.ipynb").stat().st_size == 2**20
+    total = sandbox.Limits(max_total_bytes=2**20 + 1)
+    assert sandbox.copy_files(tmp_path, "work", tmp_path / "again", patterns=("*.ipynb",), limits=total) == [
+        "skipped work/d.ipynb: more than 1 MiB in all"]
