@@ -10,7 +10,7 @@ from nbgrader.preprocessors import (
 )
 
 from course.feedback import HideHiddenTests
-from course.grading import CrashTolerantExecute, DeduplicateGradeIds
+from course.grading import DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -40,11 +40,13 @@ c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPre
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)\w+Warning: |^[IWE]\d{4} \d\d:\d\d:\d\d"
 
-# A submission whose kernel crashes keeps the points it earned before the crash
-# (stock nbgrader grades it 0 for everything): see course/grading.py. nbgrader
-# 0.9.6's list, with Execute replaced.
+# Graded test cells run in the judge (course/judge.py), a process of their own where
+# no student code runs; the student's kernel sees only their visible part, and
+# only the judge's outputs are graded. A submission whose kernel crashes keeps the
+# points it earned before the crash (stock nbgrader grades it 0 for everything).
+# See course/grading.py. nbgrader 0.9.6's list, with Execute replaced.
 c.Autograde.autograde_preprocessors = [
-    CrashTolerantExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    JudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 
@@ -52,9 +54,11 @@ c.Autograde.autograde_preprocessors = [
 # from the gradebook (off by default). Duplicated grade_ids (DeduplicateIds) and
 # changed cell types or edited tests (OverwriteCells) are nbgrader's defaults.
 c.OverwriteCells.add_missing_cells = True
-# nbgrader 0.9.6's list, with DeduplicateIds replaced: see course/grading.py.
+# nbgrader 0.9.6's list, with DeduplicateIds replaced and cells whose grade_id the
+# gradebook does not know made plain (nbgrader fails the notebook on them): see
+# course/grading.py.
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateGradeIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
+    ClearOutput, DeduplicateGradeIds, DropUnknownGradeIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
 ]
 
 # `course grade ASSIGNMENT --zip-collect` (nbgrader zip_collect) reads an LMS

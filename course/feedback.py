@@ -5,7 +5,8 @@ cells hold the hidden tests again (nbgrader issues 917 and 1363), and a failed
 hidden test's traceback quotes the lines around the failure. This
 preprocessor, configured in ``nbgrader_config.py``, removes the hidden regions
 and cuts those cells' tracebacks to the exception's one-line message, which
-the test author writes for students.
+the test author writes for students. Errors written by the judge
+(course/judge.py), which quote a failing line only when it is visible, stay whole.
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ class HideHiddenTests(ClearHiddenTests):
         cell, resources = super().preprocess_cell(cell, resources, cell_index)
         if had_hidden_tests:
             for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
+                if output.get("output_type") == "error" and not _from_the_judge(output):
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+def _from_the_judge(output: NotebookNode) -> bool:
+    """An error as the judge (course/judge.py) writes it: the message, after the failing line only when that
+    line is visible. It quotes no hidden test, so it stays whole."""
+    lines = list(output.get("traceback", []))
+    message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+    return (1 <= len(lines) <= 2 and lines[-1] == message
+            and (len(lines) == 1 or lines[0].startswith("In the test cell, line ")))

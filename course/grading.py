@@ -16,19 +16,40 @@ counts as a crash.
 
 It also abandons a submission holding a copied cell (its ``grade_id`` twice)
 once deleted test cells are put back (``OverwriteCells.add_missing_cells``):
-:class:`DeduplicateGradeIds` fixes that.
+:class:`DeduplicateGradeIds` fixes that; a pasted cell whose ``grade_id`` the
+gradebook does not know makes it fail the whole notebook: :class:`DropUnknownGradeIds`.
+
+:class:`JudgedExecute` grades the test cells outside the student's kernel: each
+graded test cell runs in the judge (course/judge.py), a separate process where no
+student code runs, and only the judge's outputs are graded. The kernel runs the
+visible part of each test cell (its outputs dropped), so the notebook's state is
+what the student saw; it never receives a hidden test.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
 from nbclient.exceptions import DeadKernelError
-from nbclient.util import ensure_async
+from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import DeduplicateIds, Execute
-from traitlets import Float
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
+from nbgrader.utils import is_grade, is_locked, is_solution
+from traitlets import Bool, Float
+
+from course import judge as judge_module
 
 KERNEL_DIED = "The kernel died while running this cell (a crash, os._exit, or too much memory)."
 
@@ -88,3 +109,197 @@ class DeduplicateGradeIds(DeduplicateIds):
         if cell.metadata.get("nbgrader") == {}:
             del cell.metadata["nbgrader"]
         return cell, resources
+
+
+class DropUnknownGradeIds(NbGraderPreprocessor):
+    """Make plain cells of cells whose ``grade_id`` the gradebook does not know for this notebook.
+
+    A student who pastes a graded cell from another notebook (or edits its
+    metadata) brings a ``grade_id`` nbgrader 0.9.6 cannot find, and it fails the
+    whole notebook: 0 for the points earned. Such a cell is worth nothing, so its
+    ``nbgrader`` metadata is dropped and the rest is graded as usual."""
+
+    def preprocess(self, nb: NotebookNode, resources: Any) -> tuple[NotebookNode, Any]:
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            try:
+                notebook = gradebook.find_notebook(info["notebook"], info["assignment"])
+            except MissingEntry:
+                return nb, resources
+            known = {cell.name for cell in notebook.source_cells} | {cell.name for cell in notebook.grade_cells} \
+                | {cell.name for cell in notebook.task_cells}
+        for cell in nb.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id is not None and grade_id not in known:
+                self.log.warning("Cell with unknown grade_id %r: graded as a plain cell.", grade_id)
+                del cell.metadata["nbgrader"]
+        return nb, resources
+
+
+class JudgeProcess:
+    """The judge (``python -I -m course.judge``), started beside a student's kernel and spoken to in JSON lines."""
+
+    def __init__(self, argv: list[str], cwd: str, log: Any) -> None:
+        self.process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        bufsize=1)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.log = log
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(message) + "\n")
+        self.process.stdin.flush()
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        """The judge's next message; ``RuntimeError`` if it stopped or took longer than ``timeout`` seconds."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except Empty:
+            raise RuntimeError(f"the judge gave no answer within {timeout:g} s") from None
+        if line is None:
+            raise RuntimeError(f"the judge stopped (exit code {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self.send({"op": "exit"})
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            self.process.kill()
+            self.process.wait()
+
+
+class JudgedExecute(CrashTolerantExecute):
+    """:class:`CrashTolerantExecute`, with every graded test cell judged outside the student's kernel.
+
+    For a graded test cell, the judge (course/judge.py) runs the whole cell, visible
+    and hidden tests, fetching the notebook's names from the kernel as data; its
+    outputs become the cell's outputs, which nbgrader grades. Then the kernel runs
+    the cell's visible part only, so that names it defines exist for later cells;
+    those outputs are dropped. Whatever the student's code prints, patches or
+    registers in its kernel cannot reach the verdict.
+
+    Under ``course grade`` the judge runs in the same bubblewrap sandbox as the
+    kernel (the kernel's own command, up to its ``--``)."""
+
+    judge = Bool(True, help="Judge graded test cells outside the student's kernel (course/judge.py).").tag(config=True)
+    judge_timeout = Float(
+        600.0, help="Seconds the judge may spend on one test cell, not counting the kernel's answers.",
+    ).tag(config=True)
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
+        self._judge: JudgeProcess | None = None
+        self._judge_imports = judge_module.notebook_imports(
+            [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
+             and not is_grade(cell) and not is_solution(cell)])
+        path = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        self._exchange = Path(tempfile.mkdtemp(prefix=".course-judge-", dir=path))
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._judge is not None:
+                self._judge.close()
+            shutil.rmtree(self._exchange, ignore_errors=True)
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
+        if not (self.judge and cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)) \
+                or self._crashed_at is not None:
+            return super().preprocess_cell(cell, resources, index)
+        self._kernel_state = "ok"
+        outputs = self._judged_outputs(cell.source)
+        if self._kernel_state == "dead":
+            self._crashed_at = index
+            self.log.warning("The kernel died in cell %d; that cell and the ones after it fail.", index)
+        elif self._kernel_state == "ok":
+            visible = NotebookNode(dict(cell, source=judge_module.visible_source(cell.source), outputs=[]))
+            super().preprocess_cell(visible, resources, index)
+        cell.outputs = [NotebookNode(output) for output in outputs]
+        self.nb.cells[index] = cell  # nbclient put the visible copy in its place
+        return cell, self.resources
+
+    # -- the judge
+    def _start_judge(self) -> JudgeProcess:
+        argv = [sys.executable, "-I", "-m", "course.judge"]
+        kernel_argv = list(getattr(self.km, "kernel_spec", None) and self.km.kernel_spec.argv or [])
+        if "course.sandbox" in kernel_argv and "--" in kernel_argv:
+            argv = kernel_argv[:kernel_argv.index("--") + 1] + argv
+        judge = JudgeProcess(argv, str(self._exchange.parent), self.log)
+        judge.send({"op": "init", "exchange": str(self._exchange), "imports": self._judge_imports})
+        ready = judge.receive(timeout=self.judge_timeout)
+        if ready.get("failed_imports"):
+            self.log.warning("The judge could not run these imports: %s", ready["failed_imports"])
+        return judge
+
+    def _judged_outputs(self, source: str) -> list[dict[str, Any]]:
+        try:
+            if self._judge is None:
+                self._judge = self._start_judge()
+            self._judge.send({"op": "cell", "source": source})
+            while True:
+                message = self._judge.receive(timeout=self.judge_timeout)
+                if message.get("op") == "result":
+                    return message["outputs"]
+                if message.get("op") == "kernel":
+                    status, text = self._kernel_request(str(message["dir"]))
+                    self._judge.send({"op": "reply", "status": status, "message": text})
+        except (RuntimeError, OSError, ValueError) as error:
+            self.log.error("The judge failed: %s", error)
+            if self._judge is not None:
+                self._judge.process.kill()
+                self._judge = None
+            message = f"The grader could not run this test ({error})."
+            return [{"output_type": "error", "ename": "GraderError", "evalue": message, "traceback": [message]}]
+
+    def _kernel_request(self, folder: str) -> tuple[str, str]:
+        """Have the kernel answer the judge's request in ``folder``: ``(status, message)``."""
+        if self._kernel_state != "ok":
+            return self._kernel_state, "the notebook's kernel is no longer available"
+        if not folder.startswith(str(self._exchange) + os.sep):
+            return "error", "a request outside the exchange folder"
+        code = f"__import__('course.wire', fromlist=['handle']).handle({folder!r})"
+        status, text = run_sync(self._async_kernel_request)(code)
+        if status in ("timeout", "dead"):
+            self._kernel_state = status
+        return status, text
+
+    async def _async_kernel_request(self, code: str) -> tuple[str, str]:
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        reply = await self._async_reply(msg_id, float(self.timeout or 600))
+        if reply is not None:
+            content = reply["content"]
+            if content.get("status") == "ok":
+                return "ok", ""
+            return "error", f"the kernel could not answer ({content.get('ename')}: {content.get('evalue')})"[:2000]
+        if not await ensure_async(self.km.is_alive()):
+            return "dead", self._killed_message or KERNEL_DIED
+        await ensure_async(self.km.interrupt_kernel())
+        self.log.error("Timeout waiting for execute reply (%ds): the code a test called.", self.timeout)
+        if await self._async_reply(msg_id, self.interrupt_grace) is not None:
+            return "timeout", f"the notebook's code ran past the {self.timeout} s time limit and was interrupted"
+        self.log.error("The code called by the test ignored the interrupt for %g s: killing the kernel.",
+                       self.interrupt_grace)
+        await ensure_async(self.km.shutdown_kernel(now=True))
+        self._killed_message = (f"Stopped: the code this test called ran past the {self.timeout} s time limit and went on "
+                                f"{self.interrupt_grace:g} s after being interrupted, so its kernel was killed.")
+        return "dead", self._killed_message
+
+    async def _async_reply(self, msg_id: str, timeout: float) -> dict[str, Any] | None:
+        """The kernel's reply to ``msg_id``, or ``None`` after ``timeout`` seconds or when the kernel dies."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                message = await ensure_async(self.kc.shell_channel.get_msg(timeout=min(1.0, remaining)))
+            except Empty:
+                if not await ensure_async(self.km.is_alive()):
+                    return None
+                continue
+            if message.get("parent_header", {}).get("msg_id") == msg_id:
+                return message
+        return None

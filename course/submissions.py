@@ -17,6 +17,8 @@ A submission is described in ``tests/submissions/<assignment>.yml``::
       retype:                   # grade_id -> the cell type a student changed it to
         scale_to_unit_test: markdown
       delete: [reshape_test]    # grade_ids of cells the student deleted
+      paste:                    # grade_id -> a graded cell from elsewhere, placed before it
+        scale_to_unit_test: {grade_id: other_course_test, points: 5, source: "print('pasted')"}
       files:                    # other files submitted with the notebook (08_cifar_challenge's model)
         08_cifar_challenge.keras: {copy: 08_cifar_challenge_reference.keras}   # beside the YAML file
         notes.txt: {text: "not a model"}
@@ -50,6 +52,7 @@ class SampleSubmission:
     retype: dict[str, str] = field(default_factory=dict)
     delete: tuple[str, ...] = ()
     files: dict[str, dict[str, str]] = field(default_factory=dict)
+    paste: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 def load_specs(path: Path) -> list[SampleSubmission]:
@@ -67,11 +70,15 @@ def load_specs(path: Path) -> list[SampleSubmission]:
         for name, content in files.items():
             if not (isinstance(content, dict) and len(content) == 1 and set(content) <= {"copy", "text"}):
                 raise ValueError(f"{path}: {student}: file {name} needs {{copy: PATH}} or {{text: CONTENT}}, got {content!r}")
+        paste = dict(entry.get("paste") or {})
+        for where, cell in paste.items():
+            if not (isinstance(cell, dict) and set(cell) == {"grade_id", "points", "source"}):
+                raise ValueError(f"{path}: {student}: paste before {where} needs grade_id, points and source, got {cell!r}")
         specs.append(SampleSubmission(
             student, float(entry["expected_score"]), solutions,
             replace=dict(entry.get("replace") or {}), insert_before=dict(entry.get("insert_before") or {}),
             duplicate=dict(entry.get("duplicate") or {}), retype=retype, delete=tuple(entry.get("delete") or ()),
-            files=files,
+            files=files, paste=paste,
         ))
     return specs
 
@@ -99,7 +106,7 @@ def build(release_nb: Path, source_nb: Path, spec: SampleSubmission) -> nbformat
         for cell in source.cells
         if cell.metadata.get("nbgrader", {}).get("solution")
     }
-    named = {*spec.replace, *spec.insert_before, *spec.duplicate, *spec.retype, *spec.delete}
+    named = {*spec.replace, *spec.insert_before, *spec.duplicate, *spec.retype, *spec.delete, *spec.paste}
     unknown = named - {c.metadata.get("nbgrader", {}).get("grade_id") for c in notebook.cells}
     if unknown:
         raise KeyError(f"{spec.student}: no cells with grade_id {sorted(unknown)} in {release_nb}")
@@ -112,6 +119,8 @@ def build(release_nb: Path, source_nb: Path, spec: SampleSubmission) -> nbformat
             cell.source = reference[grade_id]
         if grade_id in spec.insert_before:
             cells.append(nbformat.v4.new_code_cell(spec.insert_before[grade_id]))
+        if grade_id in spec.paste:
+            cells.append(_pasted(spec.paste[grade_id]))
         if grade_id in spec.retype:
             cell = _retyped(cell, spec.retype[grade_id])
         if grade_id not in spec.delete:
@@ -122,6 +131,14 @@ def build(release_nb: Path, source_nb: Path, spec: SampleSubmission) -> nbformat
             cells.append(copy)
     notebook.cells = cells
     return notebook
+
+
+def _pasted(cell: dict[str, object]) -> nbformat.NotebookNode:
+    """A graded test cell copied from another notebook, its nbgrader metadata and all."""
+    pasted = nbformat.v4.new_code_cell(str(cell["source"]))
+    pasted.metadata["nbgrader"] = {"grade": True, "grade_id": str(cell["grade_id"]), "locked": True,
+                                   "points": float(cell["points"]), "schema_version": 3, "solution": False, "task": False}
+    return pasted
 
 
 def _retyped(cell: nbformat.NotebookNode, cell_type: str) -> nbformat.NotebookNode:

@@ -35,3 +35,14 @@ def test_cells_without_hidden_tests_keep_their_traceback():
     nb = new_notebook(cells=[_graded('assert f(1) == 2, "f(1) should be 2"', [_error("f(1) should be 2")])])
     nb, _ = HideHiddenTests().preprocess(nb, {})
     assert nb.cells[0].outputs[0].traceback == traceback
+
+
+def test_the_judges_errors_keep_their_visible_line():
+    judged = new_output("error", ename="AssertionError", evalue="f(1) should be 2",
+                        traceback=['In the test cell, line 1: assert f(1) == 2, "f(1) should be 2"', "AssertionError: f(1) should be 2"])
+    forged = new_output("error", ename="AssertionError", evalue="x",
+                        traceback=['In the test cell, line 3: assert f(41) == 42', "something else"])
+    nb = new_notebook(cells=[_graded(TEST_SOURCE, [judged]), _graded(TEST_SOURCE, [forged])])
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    assert nb.cells[0].outputs[0].traceback == judged.traceback
+    assert nb.cells[1].outputs[0].traceback == ["AssertionError: x"]

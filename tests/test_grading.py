@@ -3,7 +3,7 @@
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course.grading import CrashTolerantExecute, DeduplicateGradeIds
+from course.grading import CrashTolerantExecute, DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
 
 
 def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
@@ -56,3 +56,97 @@ def test_a_copied_cell_loses_its_grade_id_and_its_metadata_key():
     original, copy = deduplicated.cells
     assert "nbgrader" not in original.metadata
     assert copy.metadata["nbgrader"]["grade_id"] == "f"
+
+
+def _graded_notebook(*cells):
+    """A notebook of (kind, source) cells: "setup" (locked), "solution", "test" (graded, 1 point) or plain."""
+    made = []
+    for number, (kind, source) in enumerate(cells):
+        meta = {"grade_id": f"cell{number}", "schema_version": 3, "task": False, "locked": kind != "solution",
+                "solution": kind == "solution", "grade": kind == "test"}
+        if kind == "test":
+            meta["points"] = 1
+        made.append(new_code_cell(source, metadata={"nbgrader": meta} if kind != "plain" else {}))
+    notebook = new_notebook(cells=made)
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return notebook
+
+
+def _judged(notebook, tmp_path, **options):
+    executed, _ = JudgedExecute(timeout=20, interrupt_grace=2, **options).preprocess(notebook, {"metadata": {"path": str(tmp_path)}})
+    nbformat.validate(executed)
+    return executed
+
+
+HOOKS = '''import ast, sys
+class Forgive(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.Pass()
+get_ipython().ast_transformers.append(Forgive())
+get_ipython().events.register("pre_run_cell", lambda info: (print("SEEN:", info.raw_cell), sys.displayhook("full marks")))
+'''
+
+
+def test_test_cells_are_judged_outside_the_kernel_which_never_sees_a_hidden_test(tmp_path):
+    test = 'print("visible")\nassert double(2) == 4, "double(2) should be 4"\n### BEGIN HIDDEN TESTS\nassert double(5) == 10, "double: 5 -> 10"\n### END HIDDEN TESTS'
+    notebook = _graded_notebook(
+        ("setup", "import numpy as np"),
+        ("solution", HOOKS + "def double(x):\n    return x * 2 if x < 3 else 0"),
+        ("test", test),
+        ("plain", "print('IN:', In)"),
+    )
+    executed = _judged(notebook, tmp_path)
+    _, solution, tested, history = executed.cells
+    assert [dict(o) for o in tested.outputs] == [
+        {"output_type": "stream", "name": "stdout", "text": "visible\n"},
+        {"output_type": "error", "ename": "AssertionError", "evalue": "double: 5 -> 10",
+         "traceback": ["AssertionError: double: 5 -> 10"]}]
+    assert tested.source == test  # the notebook keeps the whole cell for nbgrader
+    seen = "".join(o.get("text", "") for o in history.outputs)
+    assert "SEEN:" in seen and 'print("visible")' in seen  # the kernel ran the visible part ...
+    assert "BEGIN HIDDEN" not in seen and "double(5)" not in seen  # ... and nothing hidden
+    assert not list(tmp_path.iterdir()), "the exchange folder is removed"
+
+
+def test_a_function_that_loops_fails_its_test_and_the_kernel_goes_on(tmp_path):
+    notebook = _graded_notebook(
+        ("solution", "def spin():\n    while True:\n        pass"),
+        ("test", "spin()"),
+        ("test", "assert 1 + 1 == 2"),
+    )
+    _, spun, after = _judged(notebook, tmp_path, ).cells
+    assert spun.outputs[-1]["ename"] == "KernelUnavailable" and "20 s time limit" in spun.outputs[-1]["evalue"]
+    assert after.outputs == []
+
+
+def test_a_function_that_kills_its_kernel_fails_that_test_and_the_later_ones(tmp_path):
+    notebook = _graded_notebook(
+        ("solution", "import os\ndef crash():\n    os._exit(1)"),
+        ("test", "crash()"),
+        ("test", "assert True"),
+    )
+    _, crashed, after = _judged(notebook, tmp_path).cells
+    assert crashed.outputs[-1]["ename"] == "KernelUnavailable"
+    assert [(o.ename, o.evalue) for o in after.outputs] == [("KernelDied", "Not run: the kernel died in an earlier cell (cell 1).")]
+
+
+def test_a_cell_with_a_grade_id_the_gradebook_does_not_know_becomes_a_plain_cell(tmp_path, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    from course import pipeline
+
+    monkeypatch.setenv("PATH", pipeline.nbgrader_env()["PATH"])  # the gradebook runs `alembic`
+    db_url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with Gradebook(db_url) as gradebook:
+        gradebook.add_assignment("a")
+        notebook = gradebook.add_notebook("n", "a")
+        gradebook.add_grade_cell("known_test", "n", "a", max_score=1, cell_type="code")
+        gradebook.add_source_cell("known_test", "n", "a", cell_type="code", source="assert True", locked=True)
+    graded = {"grade": True, "solution": False, "locked": True, "points": 5, "schema_version": 3, "task": False}
+    cells = [new_code_cell("assert True", metadata={"nbgrader": dict(graded, grade_id="known_test")}),
+             new_code_cell("print('bonus')", metadata={"nbgrader": dict(graded, grade_id="pasted_from_elsewhere")})]
+    resources = {"nbgrader": {"db_url": db_url, "assignment": "a", "notebook": "n"}}
+    cleaned, _ = DropUnknownGradeIds().preprocess(new_notebook(cells=cells), resources)
+    known, pasted = cleaned.cells
+    assert known.metadata["nbgrader"]["grade_id"] == "known_test"
+    assert "nbgrader" not in pasted.metadata

@@ -1,0 +1,343 @@
+"""The judge: runs a notebook's graded test cells outside the student's kernel (``course grade``).
+
+A student's code can redefine anything in its own interpreter: modules,
+builtins, IPython's hooks and AST transformers, the display hook. So the graded
+test cells (visible and hidden tests) run here, in a process where no student
+code ever runs, started by :class:`course.grading.JudgedExecute` once per
+notebook. The names a test reads from the notebook (``preprocess``, ``x_train``,
+``model``) arrive from the student's kernel as data (course/wire.py): arrays,
+numbers, strings, Keras model files; a function arrives as a stand-in that,
+when called, asks the kernel to run it on the test's arguments and sends the
+result back as data. The cell's outputs (what it prints, its last value, its
+error) are the only ones nbgrader grades.
+
+- Names the test cell defines itself, and the imports of the notebook's locked
+  (instructor's) cells, come from here, never from the kernel; so do names that
+  start with ``_`` (a test's own helpers) and Python's builtins.
+- Hidden tests never reach the kernel: it receives only ``get NAME`` and
+  ``call FUNCTION ARGS`` requests.
+- An array passed to a student's function and changed there in place is changed
+  here too, so "did not modify its input" checks keep working.
+
+Protocol with the grader (one JSON object per line; stdin from the grader, the
+original stdout to it): the grader sends ``init`` (exchange folder, imports),
+then ``cell`` (source) for each graded cell; the judge answers ``result``
+(outputs), and meanwhile may send ``kernel`` (a request folder), which the
+grader answers with ``reply`` (status).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+from course import wire
+
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+CELL_FILENAME = "<test cell>"
+
+
+class StudentCodeError(Exception):
+    """A function of the notebook raised an exception when the test called it."""
+
+
+class KernelUnavailable(Exception):
+    """The student's kernel did not answer: it timed out, died, or broke the grader's request."""
+
+
+class Link:
+    """The judge's side of the conversation with the grader, which relays requests to the kernel."""
+
+    def __init__(self, incoming: Any, outgoing: Any) -> None:
+        self.incoming = incoming
+        self.outgoing = outgoing
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.outgoing.write(json.dumps(message) + "\n")
+        self.outgoing.flush()
+
+    def receive(self) -> dict[str, Any] | None:
+        line = self.incoming.readline()
+        return json.loads(line) if line else None
+
+
+class KernelFunction:
+    """A function of the student's notebook: calling it runs it in the student's kernel."""
+
+    def __init__(self, judge: "Judge", ref: str, name: str) -> None:
+        self._judge, self._ref, self.__name__ = judge, ref, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._judge.call(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<function {self.__name__} of the notebook>"
+
+
+class KernelNamespace(dict):
+    """The test cells' globals: their own names, the instructor's imports, then the kernel's names.
+
+    A name missing here is fetched from the kernel (each cell sees the kernel's
+    state afresh), unless it is a builtin or starts with ``_``."""
+
+    def __init__(self, judge: "Judge") -> None:
+        super().__init__(__name__="__main__")
+        self._judge = judge
+        self._fetched: dict[str, Any] = {}
+
+    def begin_cell(self) -> None:
+        """Forget values fetched for the last cell: the kernel's state may have changed since."""
+        for name, value in self._fetched.items():
+            if dict.get(self, name, None) is value:
+                dict.__delitem__(self, name)
+        self._fetched.clear()
+
+    def _fetchable(self, name: str) -> bool:
+        return isinstance(name, str) and not name.startswith("_") and not hasattr(builtins, name)
+
+    def __missing__(self, name: str) -> Any:
+        if not self._fetchable(name):
+            raise KeyError(name)
+        found, value = self._judge.fetch(name)
+        if not found:
+            raise KeyError(name)
+        dict.__setitem__(self, name, value)
+        self._fetched[name] = value
+        return value
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        return isinstance(name, str) and self._fetchable(name) and self._judge.has(name)
+
+
+def hidden_lines(source: str) -> set[int]:
+    """The 1-based numbers of the lines inside hidden-test regions, markers included."""
+    hidden, inside = set(), False
+    for number, line in enumerate(source.split("\n"), start=1):
+        if line.strip() == BEGIN_HIDDEN:
+            inside = True
+        if inside:
+            hidden.add(number)
+        if line.strip() == END_HIDDEN:
+            inside = False
+    return hidden
+
+
+def visible_source(source: str) -> str:
+    """The test cell as students see it: hidden-test regions removed."""
+    hidden = hidden_lines(source)
+    return "\n".join(line for number, line in enumerate(source.split("\n"), start=1) if number not in hidden).rstrip()
+
+
+class Judge:
+    """Runs test cells in a namespace whose notebook names come from the kernel as data."""
+
+    def __init__(self, link: Link, exchange: Path) -> None:
+        self.link = link
+        self.exchange = exchange
+        # A test's temporary files (01_images writes images for open_as_array to read) must be
+        # readable by the kernel: they go to the exchange folder. Model files stay private.
+        wire.PRIVATE_TMP = wire.PRIVATE_TMP or tempfile.gettempdir()
+        shared = exchange / "tmp"
+        shared.mkdir(exist_ok=True)
+        tempfile.tempdir = str(shared)
+        self.namespace = KernelNamespace(self)
+        self._models: dict[int, tuple[Any, str]] = {}
+
+    # -- the kernel, through the grader
+    def _request(self, build: Callable[[wire.Folder], dict[str, Any]]) -> tuple[wire.Folder, dict[str, Any]]:
+        path = self.exchange / f"r{secrets.token_hex(8)}"
+        folder = wire.Folder(path, create=True, prefix="j")
+        try:
+            folder.write_json("request.json", build(folder))
+            self.link.send({"op": "kernel", "dir": str(path)})
+            reply = self.link.receive()
+            if reply is None:
+                raise SystemExit(0)  # the grader has gone
+            if reply.get("status") != "ok":
+                raise KernelUnavailable(reply.get("message") or "the notebook's kernel did not answer")
+            return folder, folder.read_json("response.json")
+        except BaseException:
+            self._discard(folder)
+            raise
+
+    def _discard(self, folder: wire.Folder) -> None:
+        folder.close()
+        shutil.rmtree(folder.path, ignore_errors=True)
+
+    def _decoder(self, folder: wire.Folder) -> wire.Decoder:
+        return wire.Decoder(folder, function=lambda ref, name: KernelFunction(self, ref, name), on_model=self._remember)
+
+    def _remember(self, value: Any, ref: str | None) -> None:
+        if ref is not None:
+            self._models[id(value)] = (value, ref)
+
+    def _reference_of(self, value: Any) -> str | None:
+        if isinstance(value, KernelFunction):
+            return value._ref
+        kept = self._models.get(id(value))
+        return kept[1] if kept is not None and kept[0] is value else None
+
+    def has(self, name: str) -> bool:
+        folder, response = self._request(lambda folder: {"op": "has", "name": name})
+        self._discard(folder)
+        return response.get("value") is True
+
+    def fetch(self, name: str) -> tuple[bool, Any]:
+        folder, response = self._request(lambda folder: {"op": "get", "name": name})
+        try:
+            if response.get("missing") is True:
+                return False, None
+            if "notdata" in response:
+                raise wire.NotData(f"`{name}` is {response['notdata']}, which the grader cannot read as data: "
+                                   "keep NumPy arrays, numbers, strings, lists, dicts or Keras models in it")
+            value = self._decoder(folder).decode(response.get("value"))
+            if isinstance(value, KernelFunction):
+                value.__name__ = name  # messages name it as the test does
+            return True, value
+        finally:
+            self._discard(folder)
+
+    def call(self, function: KernelFunction, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        def build(folder: wire.Folder) -> dict[str, Any]:
+            encoder = wire.Encoder(folder, reference_of=self._reference_of)
+            try:
+                return {"op": "call", "ref": function._ref, "args": [encoder.encode(a) for a in args],
+                        "kwargs": {str(k): encoder.encode(v) for k, v in kwargs.items()}}
+            except wire.NotData as error:
+                raise TypeError(f"the test passes {error} to {function.__name__}, which cannot cross as data") from None
+
+        folder, response = self._request(build)
+        try:
+            if response.get("ok") is not True:
+                raised = response.get("raised") or {}
+                raise StudentCodeError(f"{function.__name__}() raised {str(raised.get('type'))[:100]}: "
+                                       f"{str(raised.get('message'))[:2000]}")
+            if "notdata" in response:
+                raise wire.NotData(f"{function.__name__}() returned {response['notdata']}, which the grader cannot "
+                                   "read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")
+            decoder = self._decoder(folder)
+            result = decoder.decode(response.get("value"))
+            for index, desc in (response.get("changed_args") or {}).items():
+                self._write_back(args, index, decoder, desc)
+            return result
+        finally:
+            self._discard(folder)
+
+    def _write_back(self, args: tuple[Any, ...], index: str, decoder: wire.Decoder, desc: Any) -> None:
+        """Mirror an in-place change the student's function made to an array argument."""
+        import numpy as np
+
+        original = args[int(index)] if index.isdigit() and int(index) < len(args) else None
+        if not isinstance(original, np.ndarray) or desc is None:
+            return
+        changed = decoder.decode(desc)
+        if isinstance(changed, np.ndarray) and changed.shape == original.shape and original.flags.writeable:
+            original[...] = changed.astype(original.dtype, copy=False)
+
+    # -- running cells
+    def setup(self, imports: list[str]) -> list[str]:
+        """Run the instructor's import statements; return the ones that failed."""
+        failed = []
+        for statement in imports:
+            try:
+                exec(compile(statement, "<imports>", "exec"), self.namespace)
+            except Exception as error:
+                failed.append(f"{statement}: {type(error).__name__}: {error}")
+        return failed
+
+    def run_cell(self, source: str) -> list[dict[str, Any]]:
+        """Run one test cell; return its outputs in nbformat's form."""
+        self.namespace.begin_cell()
+        printed = io.StringIO()
+        outputs: list[dict[str, Any]] = []
+        value = None
+        try:
+            tree = ast.parse(source, CELL_FILENAME)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            with contextlib.redirect_stdout(printed):
+                exec(compile(tree, CELL_FILENAME, "exec"), self.namespace)
+                if last is not None:
+                    value = eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), self.namespace)
+            error = None
+        except Exception as caught:  # the test failed: that is the verdict
+            error = caught
+        text = printed.getvalue()
+        if text:
+            outputs.append({"output_type": "stream", "name": "stdout", "text": text[:100_000]})
+        if error is not None:
+            outputs.append(self._error_output(error, source))
+        elif value is not None:
+            outputs.append({"output_type": "execute_result", "execution_count": None, "metadata": {},
+                            "data": {"text/plain": repr(value)[:10_000]}})
+        return outputs
+
+    def _error_output(self, error: BaseException, source: str) -> dict[str, Any]:
+        """The error as students see it: its message, and the failing line only when it is a visible one."""
+        name = type(error).__name__
+        message = str(error)
+        if isinstance(error, KeyError) and not message:
+            message = repr(error.args[0]) if error.args else ""
+        lines = [f"{name}: {message}"]
+        hidden = hidden_lines(source)
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == CELL_FILENAME]
+        if frames and frames[-1].lineno not in hidden:
+            line = source.split("\n")[frames[-1].lineno - 1].strip()
+            lines.insert(0, f"In the test cell, line {frames[-1].lineno}: {line}")
+        return {"output_type": "error", "ename": name, "evalue": message[:10_000], "traceback": lines}
+
+
+def main() -> None:
+    """``python -I -m course.judge``: serve the grader on stdin and the original stdout."""
+    protocol_out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else written to stdout (libraries, C code) goes to the log instead
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    os.environ["COURSE_JUDGE"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    link = Link(sys.stdin, protocol_out)
+    judge: Judge | None = None
+    while (message := link.receive()) is not None:
+        if message["op"] == "init":
+            judge = Judge(link, Path(message["exchange"]))
+            link.send({"op": "ready", "failed_imports": judge.setup(message.get("imports", []))})
+        elif message["op"] == "cell" and judge is not None:
+            link.send({"op": "result", "outputs": judge.run_cell(message["source"])})
+        elif message["op"] == "exit":
+            break
+
+
+def notebook_imports(sources: list[str]) -> list[str]:
+    """The top-level ``import`` statements of the given cells (IPython magics and the rest skipped)."""
+    statements = []
+    for source in sources:
+        cleaned = "\n".join(re.sub(r"^(\s*)[%!].*$", r"\1pass", line) for line in source.split("\n"))
+        try:
+            tree = ast.parse(cleaned)
+        except SyntaxError:
+            continue
+        statements += [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return statements
+
+
+if __name__ == "__main__":
+    main()

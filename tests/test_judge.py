@@ -1,0 +1,174 @@
+"""course.judge: graded test cells run outside the student's kernel, on the kernel's values as data.
+
+Here the "kernel" is a plain dict answered by course.wire.handle in this process;
+tests/test_grading.py runs the judge beside a real kernel, and tests/test_pipeline.py
+grades the sample submissions (the attacks among them) with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from course import judge, wire
+
+
+class LoopbackLink:
+    """The grader's relay, short-circuited: a kernel request is answered by wire.handle at once."""
+
+    def __init__(self):
+        self.replies = []
+        self.requests = []
+
+    def send(self, message):
+        if message["op"] == "kernel":
+            self.requests.append(message["dir"])
+            wire.handle(message["dir"])
+            self.replies.append({"op": "reply", "status": "ok"})
+
+    def receive(self):
+        return self.replies.pop(0)
+
+
+@pytest.fixture
+def kernel(monkeypatch, tmp_path):
+    """The student's names, and a judge that reads them."""
+    names = {}
+    monkeypatch.setattr(wire, "_user_namespace", lambda: names)
+    link = LoopbackLink()
+    monkeypatch.setattr(wire, "PRIVATE_TMP", None)
+    the_judge = judge.Judge(link, tmp_path)
+    the_judge.setup(["import numpy as np"])
+    yield names, the_judge, link
+    import tempfile
+    tempfile.tempdir = None
+
+
+TEST_CELL = '''"""Checks scale."""
+_x = np.arange(4, dtype=np.uint8)
+assert scale(_x).dtype == np.float32, "scale must return float32"
+print("visible checks passed")
+### BEGIN HIDDEN TESTS
+_y = np.full(3, 255, np.uint8)
+assert np.allclose(scale(_y), 1.0), "scale: 255 must give 1.0"
+### END HIDDEN TESTS'''
+
+
+def test_a_correct_function_passes_and_its_output_is_the_cell_output(kernel):
+    names, the_judge, _ = kernel
+    names["scale"] = lambda x: x.astype(np.float32) / 255
+    assert the_judge.run_cell(TEST_CELL) == [{"output_type": "stream", "name": "stdout", "text": "visible checks passed\n"}]
+
+
+def test_a_failing_hidden_test_shows_its_message_but_not_its_line(kernel):
+    names, the_judge, _ = kernel
+    names["scale"] = lambda x: x.astype(np.float32) / 256
+    outputs = the_judge.run_cell(TEST_CELL)
+    assert outputs[-1] == {"output_type": "error", "ename": "AssertionError", "evalue": "scale: 255 must give 1.0",
+                           "traceback": ["AssertionError: scale: 255 must give 1.0"]}
+
+
+def test_a_failing_visible_test_shows_its_line(kernel):
+    names, the_judge, _ = kernel
+    names["scale"] = lambda x: x / 255
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert error["ename"] == "AssertionError"
+    assert error["traceback"][0] == 'In the test cell, line 3: assert scale(_x).dtype == np.float32, "scale must return float32"'
+
+
+def test_what_the_kernel_redefines_does_not_reach_the_judge(kernel):
+    names, the_judge, _ = kernel
+    fake_numpy = type("FakeNumpy", (), {"allclose": staticmethod(lambda *a, **k: True)})
+    names.update(np=fake_numpy, _y=np.ones(3), scale=lambda x: x.astype(np.float32) / 256)
+    assert the_judge.run_cell(TEST_CELL)[-1]["ename"] == "AssertionError"
+
+
+def test_names_starting_with_an_underscore_and_builtins_never_come_from_the_kernel(kernel):
+    names, the_judge, link = kernel
+    names.update(_secret_helper=1, len=lambda x: 99)
+    outputs = the_judge.run_cell("print(len([1, 2]))\n_secret_helper")
+    assert outputs == [{"output_type": "stream", "name": "stdout", "text": "2\n"},
+                       {"output_type": "error", "ename": "NameError", "evalue": "name '_secret_helper' is not defined",
+                        "traceback": ["In the test cell, line 2: _secret_helper",
+                                      "NameError: name '_secret_helper' is not defined"]}]
+    assert link.requests == []
+
+
+def test_the_last_expression_is_the_cell_result_nbgrader_reads_as_partial_credit(kernel):
+    names, the_judge, _ = kernel
+    names["accuracy"] = 0.81
+    outputs = the_judge.run_cell("tiers = sum(accuracy >= t for t in (0.6, 0.7, 0.8, 0.9))\nfloat(tiers)")
+    assert outputs == [{"output_type": "execute_result", "execution_count": None, "metadata": {},
+                        "data": {"text/plain": "3.0"}}]
+
+
+def test_globals_lookups_and_comprehensions_reach_the_kernel(kernel):
+    names, the_judge, _ = kernel
+    names.update(conv_params=320, sizes={"a": 1})
+    source = ('assert isinstance(globals().get("conv_params"), int)\n'
+              'assert "sizes" in globals() and "missing" not in globals()\n'
+              'assert [sizes[k] for k in ("a",)] == [1]')
+    assert the_judge.run_cell(source) == []
+
+
+def test_each_cell_sees_the_kernel_state_afresh(kernel):
+    names, the_judge, _ = kernel
+    names["model_version"] = 1
+    assert the_judge.run_cell("model_version") [0]["data"]["text/plain"] == "1"
+    names["model_version"] = 2
+    assert the_judge.run_cell("model_version")[0]["data"]["text/plain"] == "2"
+
+
+def test_a_function_that_changes_its_argument_in_place_changes_the_judges_array(kernel):
+    names, the_judge, _ = kernel
+
+    def scale(x):
+        x[0] = 99
+        return x
+
+    names["scale"] = scale
+    outputs = the_judge.run_cell("_x = np.zeros(2)\n_kept = _x.copy()\nscale(_x)\nassert np.array_equal(_x, _kept), 'scale modified its input'")
+    assert outputs[-1]["evalue"] == "scale modified its input"
+
+
+def test_values_that_cannot_cross_fail_the_test_with_a_clear_message(kernel):
+    names, the_judge, _ = kernel
+
+    class Channel:
+        def __eq__(self, other):
+            return True
+
+    names["split"] = lambda image: (Channel(), Channel(), Channel())
+    error = the_judge.run_cell("assert split(np.zeros((2, 2, 3)))[0] == 0")[-1]
+    assert error["ename"] == "NotData"
+    assert "split() returned a" in error["evalue"] and "Channel" in error["evalue"]
+
+
+def test_an_exception_in_the_students_function_fails_the_test(kernel):
+    names, the_judge, _ = kernel
+
+    def stub(x):
+        raise NotImplementedError()
+
+    names["stub"] = stub
+    assert the_judge.run_cell("stub(1)")[-1]["evalue"] == "stub() raised NotImplementedError: "
+
+
+def test_a_kernel_that_does_not_answer_fails_the_test(kernel):
+    names, the_judge, link = kernel
+    link.send = lambda message: link.replies.append({"op": "reply", "status": "timeout", "message": "ran past 60 s"})
+    names["x"] = 1
+    assert the_judge.run_cell("x")[-1] == {"output_type": "error", "ename": "KernelUnavailable", "evalue": "ran past 60 s",
+                                         "traceback": ["In the test cell, line 1: x", "KernelUnavailable: ran past 60 s"]}
+
+
+def test_hidden_regions_and_visible_source():
+    source = "a = 1\n### BEGIN HIDDEN TESTS\nb = 2\n### END HIDDEN TESTS\nc = 3"
+    assert judge.hidden_lines(source) == {2, 3, 4}
+    assert judge.visible_source(source) == "a = 1\nc = 3"
+
+
+def test_the_notebooks_imports_are_taken_from_its_locked_cells_magics_and_all():
+    setup = ("import os\nif os.environ.get('COLAB'):\n    %pip install course\nimport numpy as np\n"
+             "from course import budget, data\nSEED = 42\n")
+    assert judge.notebook_imports([setup, "x = 1"]) == ["import os", "import numpy as np", "from course import budget, data"]
