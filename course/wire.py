@@ -71,27 +71,38 @@ class Folder:
         return f"{self.prefix}{self._count}{suffix}"
 
     def write(self, name: str, data: bytes) -> None:
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
-        with os.fdopen(fd, "wb") as f:
+        with self.open_new(name) as f:
             f.write(data)
 
-    def read(self, name: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    def open_checked(self, name: str, limit: int = MAX_FILE_BYTES) -> io.BufferedReader:
+        """Open a regular file of this folder for reading: no link followed, no FIFO, at most ``limit`` bytes."""
         if not isinstance(name, str) or "/" in name or name in ("", ".", ".."):
             raise NotData(f"bad file name {name!r}")
         try:
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self.fd)
         except OSError as error:
             raise NotData(f"cannot open {name}: {error.strerror}") from None
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise NotData(f"{name} is not a regular file")
-            if info.st_size > limit:
-                raise NotData(f"{name} holds {info.st_size:,} bytes, more than the {limit:,} allowed")
+        f = os.fdopen(fd, "rb")
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            f.close()
+            raise NotData(f"{name} is not a regular file")
+        if info.st_size > limit:
+            f.close()
+            raise NotData(f"{name} holds {info.st_size:,} bytes, more than the {limit:,} allowed")
+        return f
+
+    def read(self, name: str, limit: int = MAX_FILE_BYTES) -> bytes:
+        with self.open_checked(name, limit) as f:
             data = f.read(limit + 1)
         if len(data) > limit:
             raise NotData(f"{name} grew past {limit:,} bytes")
         return data
+
+    def open_new(self, name: str) -> io.BufferedWriter:
+        """Create a new file in this folder for writing (never an existing file, never through a link)."""
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self.fd)
+        return os.fdopen(fd, "wb")
 
     def write_json(self, name: str, value: Any) -> None:
         self.write(name, json.dumps(value).encode())
@@ -190,10 +201,9 @@ class Encoder:
 
         if array.dtype.hasobject:
             raise NotData("an array of Python objects (dtype=object)")
-        buffer = io.BytesIO()
-        np.save(buffer, array, allow_pickle=False)
         name = self.folder.new_name(".npy")
-        self.folder.write(name, buffer.getvalue())
+        with self.folder.open_new(name) as f:
+            np.save(f, array, allow_pickle=False)
         return {"t": kind, "file": name}
 
     def _other(self, value: Any) -> dict[str, Any]:
@@ -264,7 +274,8 @@ class Decoder:
             import numpy as np
 
             try:
-                array = np.load(io.BytesIO(self.folder.read(desc["file"])), allow_pickle=False)
+                with self.folder.open_checked(desc["file"]) as f:  # read once, straight into the array
+                    array = np.load(f, allow_pickle=False)
             except (ValueError, OSError, EOFError) as error:
                 raise NotData(f"an unreadable array ({error})") from None
             if not isinstance(array, np.ndarray):

@@ -119,3 +119,32 @@ def test_every_training_notebook_is_benchmarked_and_reports_what_the_benchmark_r
             assert definition in code, f"{name} must define {definition.split(' ')[0]} (bench/run.py reads it)"
         budget_cells = [c for c in _read(ROOT / "source" / name / f"{name}.ipynb").cells if "BUDGET = budget.choose(" in c.source]
         assert len(budget_cells) == 1 and budget_cells[0].metadata["nbgrader"]["locked"], f"{name}: one locked budget cell"
+
+
+def _names(tree):
+    """(names a cell assigns or imports, names it reads)."""
+    import ast
+
+    assigned, read = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else assigned).add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            assigned |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.arg):
+            assigned.add(node.arg)
+    return assigned, read
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
+def test_test_cells_are_plain_python_and_define_their_own_helpers(path):
+    """The judge (course/judge.py) runs test cells as plain Python, and never takes a name starting
+    with `_` from the student's kernel: each test cell imports or defines every `_name` it reads,
+    so it is graded on its own, whatever an earlier test cell did."""
+    import ast
+
+    for cell in _read(path).cells:
+        if cell.cell_type == "code" and _nbgrader(cell).get("grade"):
+            tree = ast.parse(cell.source)  # no IPython magics in a test cell
+            assigned, read = _names(tree)
+            assert sorted(n for n in read - assigned if n.startswith("_")) == [], _nbgrader(cell)["grade_id"]
