@@ -20,28 +20,47 @@ Each submission is bounded and isolated:
 - a submission past its wall-clock limit is killed and graded 0.
 
 The reason for any of these is in the submission's line of the report.
+
+A submission is hostile, and nothing one student leaves behind reaches the
+instructor: files cross between the course folder and a workspace only through
+:func:`course.sandbox.copy_files` (no link followed, regular files only, size
+and count capped; back from the workspace only ``*.ipynb`` and ``*.keras``),
+and :func:`collect_zips` takes a student's id only from the name the LMS gave
+the download, never from a name inside the student's own zip. One student's
+failure (a file that cannot be copied, a merge that fails) is a line in that
+student's report and the batch goes on. Ctrl-C or SIGTERM stops the batch
+cleanly: every nbgrader process tree is killed, half-graded submissions are
+not merged, and what was graded is listed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import zipfile
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import IO, Callable, Iterator
 
 import psutil
-from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.exc import SAWarning
 
 from course import pipeline, sandbox
+
+# nbgrader and SQLAlchemy are imported where the gradebook is used: importing
+# them takes seconds, and `course --help` should not wait for that.
 
 GIB = 2**30
 
@@ -114,18 +133,83 @@ def problems_in_log(log: str) -> list[str]:
     return problems
 
 
+class Processes:
+    """The nbgrader processes running for one ``grade`` call, so that a stop can kill every one of them.
+
+    A worker starts its process through :meth:`start`, which refuses once
+    :meth:`stop` was called: no process can slip in between the stop and the kill.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self.stopped = False
+        self.signal: int | None = None  # SIGINT or SIGTERM received: grade stops at its next look
+
+    def start(self, command: list[str], **options) -> subprocess.Popen[bytes] | None:
+        """``Popen(command, **options)`` in a session of its own; None once stopped."""
+        with self._lock:
+            if self.stopped:
+                return None
+            process = subprocess.Popen(command, start_new_session=True, **options)
+            self._running.add(process)
+            return process
+
+    def finished(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(process)
+
+    def stop(self) -> int:
+        """Refuse new processes and kill every running one with all its descendants; how many were running."""
+        with self._lock:
+            self.stopped = True
+            running = list(self._running)
+        for process in running:
+            kill_tree(process)
+        return len(running)
+
+
+def kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process``, its process group and every descendant, and wait for them.
+
+    nbgrader runs in a session of its own, but jupyter_client starts each kernel
+    in yet another session, so killing nbgrader's group alone would leave an
+    unsandboxed kernel running: the descendants are listed first, then killed.
+    """
+    try:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    process.wait()
+    psutil.wait_procs(descendants, timeout=10)
+
+
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
-              memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None) -> Outcome:
+              memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None,
+              processes: Processes | None = None) -> Outcome:
     """Autograde one submission in a workspace of its own, ``workdir/<assignment>/<student>``.
 
     The course folder is only read; the gradebook is copied from ``workdir/gradebook.db``,
-    a snapshot that, unlike the course's, no merge writes to meanwhile.
+    a snapshot that, unlike the course's, no merge writes to meanwhile. The
+    submission is copied in by :func:`course.sandbox.copy_files`: a link in it
+    brings nothing of the grader's into the workspace. ``processes`` tracks
+    nbgrader's process so that ``grade`` can stop it.
     """
     start = time.monotonic()
     outcome = Outcome(assignment, student, 0.0)
     workspace = workdir / assignment / student
-    (workspace / "submitted" / student).mkdir(parents=True)
-    shutil.copytree(root / "submitted" / student / assignment, workspace / "submitted" / student / assignment)
+    submitted = f"submitted/{student}/{assignment}"
+    workspace.mkdir(parents=True)
+    outcome.problems += sandbox.copy_files(root, submitted, workspace / submitted, recurse=True)
+    if not (workspace / submitted).is_dir():
+        outcome.graded = False
+        outcome.seconds = time.monotonic() - start
+        return outcome
     shutil.copy(root / "nbgrader_config.py", workspace)
     shutil.copy(workdir / "gradebook.db", workspace)
     command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force")
@@ -136,20 +220,25 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         sandbox.write_kernelspec(workspace / "jupyter", hide=[root, workdir])
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
         command.append(f"--Execute.kernel_name={sandbox.KERNEL_NAME}")
+    processes = processes or Processes()
     log_path = root / "logs" / assignment / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = processes.start(command, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if process is None:
+            outcome.graded = False
+            outcome.problems.append("not graded: grading was stopped")
+            return outcome
         watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome), daemon=True)
         watchdog.start()
         try:
             process.wait(timeout=wall_seconds)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # the kernel too: it is in the same session
-            process.wait()
+            kill_tree(process)
             outcome.graded = False
             outcome.problems.append(f"stopped after the {wall_seconds:g} s limit")
+        finally:
+            processes.finished(process)
         watchdog.join()
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False
@@ -159,22 +248,36 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     return outcome
 
 
+# What comes back from a workspace into autograded/: the graded notebooks and the
+# capstone's model file (the leaderboard and the Formgrader read them). Scratch
+# files the student's code wrote stay behind, and so does every link.
+COPIED_BACK = ("*.ipynb", "*.keras")
+
+
 def merge(root: Path, workspace: Path, outcome: Outcome) -> None:
-    """Copy one workspace's submission, grades and comments into the course gradebook and folder."""
+    """Copy one workspace's submission, grades and comments into the course gradebook and folder.
+
+    Only :data:`COPIED_BACK` regular files come back, by :func:`course.sandbox.copy_files`;
+    what it skipped is added to ``outcome.problems``.
+    """
+    from sqlalchemy.exc import SAWarning
+
     assignment = outcome.assignment
     with warnings.catch_warnings():
         # nbgrader's add_submission trips SQLAlchemy's autoflush warning; the rows are written all the same.
         warnings.simplefilter("ignore", SAWarning)
         _merge_grades(root, workspace, outcome)
-    autograded = workspace / "autograded" / outcome.student / assignment
-    destination = root / "autograded" / outcome.student / assignment
+    relative = f"autograded/{outcome.student}/{assignment}"
+    destination = root / relative
     if destination.exists():
         shutil.rmtree(destination)
-    if autograded.is_dir() and outcome.graded:
-        shutil.copytree(autograded, destination)
+    if outcome.graded and (workspace / relative).is_dir():
+        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=COPIED_BACK)
 
 
 def _merge_grades(root: Path, workspace: Path, outcome: Outcome) -> None:
+    from nbgrader.api import Gradebook, MissingEntry
+
     assignment = outcome.assignment
     with Gradebook(_database(workspace)) as source:
         try:
@@ -212,6 +315,8 @@ def _merge_grades(root: Path, workspace: Path, outcome: Outcome) -> None:
 
 def _ensure_in_gradebook(root: Path, assignment: str) -> None:
     """autograde needs the assignment's notebooks in the gradebook: generate it only if they are missing."""
+    from nbgrader.api import Gradebook, MissingEntry
+
     if (root / "gradebook.db").is_file():
         with Gradebook(_database(root)) as gradebook:
             try:
@@ -228,46 +333,395 @@ def progress_bar(done: int, total: int, width: int = 20) -> str:
     return f"[{'#' * filled}{'.' * (width - filled)}] {done:>{len(str(total))}}/{total}"
 
 
-def collect_zips(root: Path, assignment: str) -> None:
-    """``nbgrader zip_collect``: move an LMS download in ``downloaded/<assignment>/archive`` into ``submitted/``."""
+# --zip-collect: the LMS names every file it hands out <student>_<file name> (adapt
+# this to your LMS, as FileNameCollectorPlugin.named_regexp in nbgrader_config.py
+# once was). An id has letters, digits, dots and hyphens: "_" ends it.
+LMS_NAME = re.compile(r"(?P<student>[A-Za-z0-9.-]+)_(?P<name>.+)")
+COLLECTED = (".ipynb", ".keras")
+SKIPPED_SILENTLY = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$)")  # what zipping on a Mac adds
+
+
+@dataclass
+class Collection:
+    """What :func:`collect_zips` did: the students whose submission it wrote, and what it left out and why."""
+
+    assignment: str
+    students: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def report(self) -> str:
+        lines = [f"Collected {len(self.students)} submission(s) of {self.assignment} into submitted/"]
+        return "\n".join(lines + [f"  problem: {p}" for p in self.problems])
+
+
+@dataclass
+class _File:
+    """One file found for a student: its name in ``submitted/<student>/<assignment>/``, where it came from, how to read it."""
+
+    student: str
+    name: str
+    origin: str
+    size: int
+    mtime: float | None
+    open: Callable[[], IO[bytes]]
+
+
+def roster(root: Path) -> set[str] | None:
+    """The student ids in ``root/roster.csv`` (an ``id`` column, as ``nbgrader db student import`` reads), or None without one.
+
+    The gradebook's students are no roster: a student enrolled since the last
+    grading is not in it yet, and must not lose a submission for that.
+    """
+    path = root / "roster.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        return {row["id"].strip() for row in csv.DictReader(f) if row.get("id")}
+
+
+def _student_id(name: str, known: set[str] | None) -> str:
+    """Check an id read from a name the LMS gave; raise ValueError saying why it is refused."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or set(name) == {"."}:
+        raise ValueError(f"{name!r} is not a student id")
+    if known is not None and name not in known:
+        raise ValueError(f"{name} is not in roster.csv")
+    return name
+
+
+def _read_bounded(stream: IO[bytes], size: int, out: IO[bytes]) -> None:
+    """Copy at most ``size`` bytes (the size checked against the limits), whatever the stream holds."""
+    while size > 0:
+        chunk = stream.read(min(size, sandbox.MIB))
+        if not chunk:
+            break
+        out.write(chunk)
+        size -= len(chunk)
+
+
+def _zip_members(archive: zipfile.ZipFile, origin: str, problems: list[str],
+                 limits: sandbox.Limits) -> Iterator[tuple[str, zipfile.ZipInfo]]:
+    """The regular files of a zip, by base name, with the links, oddities and oversized ones reported."""
+    members = archive.infolist()
+    if len(members) > limits.max_entries:
+        problems.append(f"skipped {origin}: more than {limits.max_entries} entries")
+        return
+    for info in members:
+        path = info.filename.replace("\\", "/")
+        name = PurePosixPath(path).name
+        if info.is_dir() or SKIPPED_SILENTLY.search(path):
+            continue
+        where = f"{origin}:{path}"
+        mode = info.external_attr >> 16  # Unix zips keep st_mode here; others leave the file type 0
+        if stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            problems.append(f"skipped {where}: {sandbox.kind(mode)}")
+        elif name in ("", ".", "..") or name.startswith("."):
+            problems.append(f"skipped {where}: not a file name")
+        elif info.flag_bits & 0x1:
+            problems.append(f"skipped {where}: encrypted")
+        elif info.file_size > limits.max_file_bytes:
+            problems.append(f"skipped {where}: larger than {limits.max_file_bytes / sandbox.MIB:g} MiB")
+        else:
+            yield name, info
+
+
+def _zip_time(info: zipfile.ZipInfo) -> float | None:
+    """When the zip says a member was written (local time, as unzip reads it); None when that is no date."""
+    try:
+        return datetime(*info.date_time).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _students_zip(student: str, archive: zipfile.ZipFile, origin: str, problems: list[str],
+                  limits: sandbox.Limits) -> Iterator[_File]:
+    """The files of one student's own zip: every name in it is the student's, so only its base name counts."""
+    for name, info in _zip_members(archive, origin, problems, limits):
+        if not name.endswith(COLLECTED):
+            problems.append(f"skipped {origin}:{info.filename}: only {' and '.join(COLLECTED)} files are collected")
+        else:
+            yield _File(student, name, f"{origin}:{info.filename}", info.file_size, _zip_time(info),
+                        lambda info=info: archive.open(info))
+
+
+def _named_entry(name: str, origin: str, size: int, mtime: float | None, open_file: Callable[[], IO[bytes]],
+                 known: set[str] | None, problems: list[str], stack: contextlib.ExitStack, scratch: Path,
+                 limits: sandbox.Limits) -> Iterator[_File]:
+    """A file named by the LMS, ``<student>_<file>`` or ``<student>_<anything>.zip``: the student is in its name."""
+    match = LMS_NAME.fullmatch(name)
+    if not match:
+        problems.append(f"skipped {origin}: not named <student>_<file>")
+        return
+    try:
+        student = _student_id(match["student"], known)
+    except ValueError as error:
+        problems.append(f"skipped {origin}: {error}")
+        return
+    if name.endswith(".zip"):
+        if size > limits.max_total_bytes:
+            problems.append(f"skipped {origin}: larger than {limits.max_total_bytes / sandbox.MIB:g} MiB")
+            return
+        out = stack.enter_context(tempfile.TemporaryFile(dir=scratch))  # zipfile needs a file it can seek in
+        with open_file() as source:
+            _read_bounded(source, size, out)
+        yield from _students_zip(student, stack.enter_context(zipfile.ZipFile(out)), origin, problems, limits)
+    elif name.endswith(COLLECTED):
+        if size > limits.max_file_bytes:
+            problems.append(f"skipped {origin}: larger than {limits.max_file_bytes / sandbox.MIB:g} MiB")
+        else:
+            yield _File(student, match["name"], origin, size, mtime, open_file)
+    else:
+        problems.append(f"skipped {origin}: only {' and '.join(COLLECTED)} files and zips are collected")
+
+
+def _archive_entries(archive: Path, known: set[str] | None, problems: list[str], stack: contextlib.ExitStack,
+                     scratch: Path, limits: sandbox.Limits) -> Iterator[_File]:
+    """Every file found in ``downloaded/<assignment>/archive/``, with its student read from the LMS's names.
+
+    A top-level entry is a file ``<student>_<file>``, a student's zip
+    ``<student>_<anything>.zip`` (``<student>.zip`` when roster.csv lists that
+    id), or else a zip of the whole class as the LMS downloads it, whose
+    members are named like top-level entries (only by their base names; a zip of
+    the class inside it is not opened). Links, folders and special files are skipped.
+    """
+    with os.scandir(archive) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for entry in entries:
+        origin = f"archive/{entry.name}"
+        try:
+            found = list(_archive_entry(archive, entry, origin, known, problems, stack, scratch, limits))
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
+            problems.append(f"skipped {origin}: {error}")
+            continue
+        yield from found
+
+
+def _open_regular(path: Path) -> IO[bytes]:
+    """``open(path, "rb")`` that refuses a link or anything but a regular file (it may have changed since it was listed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path.name} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+def _archive_entry(archive: Path, entry: os.DirEntry[str], origin: str, known: set[str] | None, problems: list[str],
+                   stack: contextlib.ExitStack, scratch: Path, limits: sandbox.Limits) -> Iterator[_File]:
+    """The files one top-level entry of the archive folder holds (see :func:`_archive_entries`)."""
+    status = entry.stat(follow_symlinks=False)
+    if not stat.S_ISREG(status.st_mode):
+        problems.append(f"skipped {origin}: {sandbox.kind(status.st_mode)}")
+        return
+    path = archive / entry.name
+    stem = entry.name.removesuffix(".zip")
+    if not (entry.name.endswith(".zip") and "_" not in entry.name):
+        yield from _named_entry(entry.name, origin, status.st_size, status.st_mtime, lambda: _open_regular(path),
+                                known, problems, stack, scratch, limits)
+        return
+    download = stack.enter_context(zipfile.ZipFile(stack.enter_context(_open_regular(path))))
+    if known is not None and stem in known:
+        yield from _students_zip(_student_id(stem, known), download, origin, problems, limits)
+        return
+    for name, info in _zip_members(download, origin, problems, limits):
+        where = f"{origin}:{info.filename}"
+        try:
+            found = list(_named_entry(name, where, info.file_size, _zip_time(info), lambda info=info: download.open(info),
+                                      known, problems, stack, scratch, limits))
+        except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
+            problems.append(f"skipped {where}: {error}")
+            continue
+        yield from found
+
+
+def collect_zips(root: Path, assignment: str, limits: sandbox.Limits = sandbox.LIMITS) -> Collection:
+    """Move an LMS download in ``downloaded/<assignment>/archive/`` into ``submitted/<student>/<assignment>/``.
+
+    nbgrader's ``zip_collect`` reads a student's id from every file name, those
+    inside a student's own zip too: one student's zip could replace another's
+    submission, a ``..`` in a name wrote outside ``submitted/``, and two files for one
+    student stopped the whole collection. Here the id comes only from a name the
+    LMS gave (see :func:`_archive_entries`); a student's files are placed by
+    base name, only ``.ipynb`` and ``.keras`` ones, size- and count-capped by
+    ``limits`` (a zip's declared sizes are checked before anything is
+    unpacked); ids are checked, and against ``roster.csv`` when there is one.
+    A student with two files of one name is reported and not collected (the
+    earlier submission, if any, stays); every other student is. Each collected
+    folder replaces the student's earlier one and gets a ``timestamp.txt``: the
+    newest time the LMS recorded for the student's files, in UTC.
+    """
     archive = root / "downloaded" / assignment / "archive"
-    if not any(archive.glob("*")):
+    if not archive.is_dir() or not any(archive.iterdir()):
         raise SystemExit(f"Nothing to collect: put the LMS download (zip files or notebooks) in {archive}/")
-    pipeline.nbgrader(root, "zip_collect", assignment, "--force", capture=True)
+    collection = Collection(assignment)
+    found: dict[str, list[_File]] = {}
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="course-collect-") as scratch:
+        for item in _archive_entries(archive, roster(root), collection.problems, stack, Path(scratch), limits):
+            found.setdefault(item.student, []).append(item)
+        for student, files in sorted(found.items()):
+            try:
+                problem = _place(root, assignment, student, files, limits)
+            except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
+                problem = f"{student}: not collected: {error}"
+            if problem:
+                collection.problems.append(problem)
+            else:
+                collection.students.append(student)
+    return collection
+
+
+def _place(root: Path, assignment: str, student: str, files: list[_File], limits: sandbox.Limits) -> str | None:
+    """Write one student's files into ``submitted/<student>/<assignment>/``; None, or why they were not."""
+    origins: dict[str, list[str]] = {}
+    for item in files:
+        origins.setdefault(item.name, []).append(item.origin)
+    twice = {name: where for name, where in origins.items() if len(where) > 1}
+    if twice:
+        name, where = sorted(twice.items())[0]
+        return f"{student}: not collected: {name} comes from {' and from '.join(where)}; keep one"
+    budget = sandbox.Budget(limits)
+    for item in files:
+        refused = budget.refuse(item.size)
+        if refused:
+            return f"{student}: not collected: {refused}"
+    folder = root / "submitted" / student
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{assignment}-", dir=folder))
+    try:
+        for item in files:
+            with item.open() as source, open(staging / item.name, "xb") as out:
+                _read_bounded(source, item.size, out)
+        times = [item.mtime for item in files if item.mtime is not None]
+        if times:
+            newest = datetime.fromtimestamp(max(times), timezone.utc)
+            (staging / "timestamp.txt").write_text(newest.strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+        target = folder / assignment
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return None
+
+
+def _stopping_on_signals(processes: Processes) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM mark ``processes`` to stop; return the function that restores the old handlers.
+
+    The handler only records the signal: the grading loop looks at it between
+    merges, so a signal never interrupts a merge half-way.
+    """
+    previous: dict[int, object] = {}
+
+    def handler(signum: int, frame: object) -> None:
+        processes.signal = signum
+
+    def restore() -> None:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+    if threading.current_thread() is threading.main_thread():  # Python delivers signals to the main thread only
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    return restore
 
 
 def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
-          sandboxed: bool = True) -> list[Outcome]:
+          sandboxed: bool = True, only: list[str] | None = None, only_new: bool = False) -> list[Outcome]:
     """Autograde every submission of ``assignments`` with ``jobs`` workers, then feedback and export.
 
     The submissions of all the assignments share the workers, so a long one
-    does not leave a worker idle while another assignment waits.
+    does not leave a worker idle while another assignment waits. ``only``
+    grades only those students; ``only_new`` only submissions with no autograded
+    notebook yet. A student whose grading or merge fails gets a problem line
+    and the others go on; ``grades.csv`` is written at the end. SIGINT or
+    SIGTERM stop everything (see :func:`_stop`) and exit with 128 + the signal.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
     if sandboxed and not sandbox.available():
         raise SystemExit(sandbox.INSTALL_HINT)
     submissions = [(assignment, student) for assignment in assignments for student in students(root, assignment)]
     if not submissions:
         raise SystemExit(f"No submissions of {', '.join(assignments)} in {root / 'submitted'}/<student>/<assignment>/")
+    if only is not None:
+        missing = sorted(set(only) - {student for _, student in submissions})
+        if missing:
+            raise SystemExit(f"No submission of {', '.join(assignments)} by {', '.join(missing)} in {root / 'submitted'}/")
+        submissions = [(a, s) for a, s in submissions if s in only]
+    if only_new:
+        submissions = [(a, s) for a, s in submissions if not any((root / "autograded" / s / a).glob("*.ipynb"))]
+        if not submissions:
+            print(f"Nothing new to grade: every submission of {', '.join(assignments)} has an autograded notebook.")
+            return []
     graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
     for assignment in graded:
         _ensure_in_gradebook(root, assignment)
     print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
           f"{'' if sandboxed else ', NOT sandboxed'}...", flush=True)
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch, ThreadPoolExecutor(max_workers=jobs) as pool:
-        shutil.copy(root / "gradebook.db", Path(scratch) / "gradebook.db")
-        threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
-        futures = [pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib, sandboxed,
-                               threads) for assignment, student in submissions]
-        for done, future in enumerate(as_completed(futures), start=1):
-            outcome = future.result()
-            merge(root, Path(scratch) / outcome.assignment / outcome.student, outcome)
-            outcomes.append(outcome)
-            print(f"{progress_bar(done, len(submissions))}  {outcome.line()}", flush=True)
+    outcomes: list[Outcome] = []
+    processes = Processes()
+    restore = _stopping_on_signals(processes)
+    try:
+        with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
+            shutil.copy(root / "gradebook.db", Path(scratch) / "gradebook.db")
+            threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
+            pool = ThreadPoolExecutor(max_workers=jobs)
+            try:
+                pending = {pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
+                                       sandboxed, threads, processes): (assignment, student)
+                           for assignment, student in submissions}
+                while pending and processes.signal is None:
+                    done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=lambda f: pending[f]):
+                        if processes.signal is not None:
+                            break
+                        assignment, student = pending.pop(future)
+                        outcome = _finish(root, Path(scratch), future, assignment, student)
+                        outcomes.append(outcome)
+                        print(f"{progress_bar(len(outcomes), len(submissions))}  {outcome.line()}", flush=True)
+                if processes.signal is not None:
+                    _stop(processes, pool, outcomes, len(submissions))
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        restore()
     for assignment in graded:
-        pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
+        try:
+            pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
+        except RuntimeError as error:
+            print(f"feedback of {assignment} failed, grades.csv is written all the same: {error}", flush=True)
     pipeline.export(root, capture=True)
     return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
+
+
+def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str, student: str) -> Outcome:
+    """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's."""
+    try:
+        outcome = future.result()
+    except Exception as error:  # noqa: BLE001 (one student's failure must not stop the batch)
+        return Outcome(assignment, student, 0.0, graded=False,
+                       problems=[f"not graded ({type(error).__name__}: {error}); earlier grades, if any, unchanged"])
+    try:
+        merge(root, scratch / assignment / student, outcome)
+    except Exception as error:  # noqa: BLE001
+        outcome.problems.append(f"merging failed ({type(error).__name__}: {error})")
+    return outcome
+
+
+def _stop(processes: Processes, pool: ThreadPoolExecutor, outcomes: list[Outcome], total: int) -> None:
+    """After SIGINT or SIGTERM: start nothing more, kill every nbgrader tree, merge nothing half-graded, say so, exit."""
+    signum = processes.signal
+    pool.shutdown(wait=False, cancel_futures=True)
+    killed = processes.stop()
+    pool.shutdown(wait=True)
+    if outcomes:
+        print(summary(outcomes), flush=True)
+    print(f"Stopped by {signal.Signals(signum).name}: {len(outcomes)} of {total} submissions graded and merged "
+          f"into gradebook.db; the other {total - len(outcomes)} were not merged ({killed} killed while being graded). "
+          "Feedback and grades.csv were not updated: run the same `course grade` with --only-new to go on.",
+          file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
 
 
 def summary(outcomes: list[Outcome]) -> str:

@@ -1,4 +1,8 @@
-"""``course``: the instructor's commands (see README, "For instructors")."""
+"""``course``: the instructor's commands (see README, "For instructors").
+
+Each command imports what it needs when it runs: nbgrader, SQLAlchemy and
+TensorFlow take seconds to import, and ``course --help`` should not wait for them.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +10,107 @@ import argparse
 import os
 from pathlib import Path
 
-from course import batch, colab, demo, leaderboard, pipeline
+DESCRIPTION = "The instructor's commands for this nbgrader course: release, grade (sandboxed, in parallel), leaderboard."
+EXAMPLES = """\
+examples:
+  course release                                 release/ for every assignment in source/
+  course grade 03_mnist_cnn                      grade submitted/<student>/03_mnist_cnn/
+  course grade --all --jobs 2                    every assignment, two submissions at a time
+  course grade 03_mnist_cnn --student alice      only alice (repeat --student for more)
+  course grade --all --only-new                  only submissions not autograded yet
+  course grade 03_mnist_cnn --zip-collect        first collect downloaded/03_mnist_cnn/archive/
+  course leaderboard                             rank the capstone's models
+
+Ctrl-C while grading kills every running submission, keeps what was already
+graded, and says how to go on (--only-new). See README.md, "For instructors".
+"""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="course", description=__doc__)
-    parser.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (holds source/ and nbgrader_config.py)")
-    commands = parser.add_subparsers(dest="command", required=True)
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: ``course [--root DIR] COMMAND ...``."""
+    main_parser = argparse.ArgumentParser(prog="course", description=DESCRIPTION, epilog=EXAMPLES,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    main_parser.add_argument("--root", type=Path, default=Path.cwd(), help="the course folder (holds source/ and nbgrader_config.py)")
+    commands = main_parser.add_subparsers(dest="command", required=True)
     release = commands.add_parser("release", help="generate release/ from source/ with nbgrader")
     release.add_argument("assignments", nargs="*", help="default: every assignment in source/")
     jobs_help = "submissions graded at once (default: the number of CPU cores, %(default)s)"
     demo_command = commands.add_parser("demo", help="release everything, grade the sample submissions, export grades.csv")
-    demo_command.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
-    grade = commands.add_parser("grade", help="autograde every submission of the assignments in parallel, then feedback and grades.csv")
+    demo_command.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help=jobs_help)
+    grade = commands.add_parser("grade", help="autograde every submission of the assignments in parallel, then feedback and grades.csv",
+                                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     grade.add_argument("assignments", nargs="*", metavar="assignment")
     grade.add_argument("--all", action="store_true", help="every assignment in source/")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=jobs_help)
+    grade.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help=jobs_help)
+    grade.add_argument("--student", action="append", metavar="NAME",
+                       help="grade only this student's submissions (repeat for several)")
+    grade.add_argument("--only-new", action="store_true",
+                       help="grade only submissions with no autograded notebook yet in autograded/<student>/<assignment>/")
     grade.add_argument("--wall-seconds", type=float, default=1800, help="time limit for one submission (default %(default)s)")
     grade.add_argument("--memory-gib", type=float, default=6, help="memory limit for one submission's kernel (default %(default)s)")
     grade.add_argument("--zip-collect", action="store_true",
-                       help="first run `nbgrader zip_collect` on the LMS downloads in downloaded/<assignment>/archive")
+                       help="first collect the LMS download in downloaded/<assignment>/archive/ (files and zips named "
+                            "<student>_<file>) into submitted/")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' code without bubblewrap, with your rights and next to your files (not recommended)")
     board = commands.add_parser("leaderboard", help="rank the capstone's graded models by test accuracy; writes leaderboard.csv")
     board.add_argument("assignment", nargs="?", default="08_cifar_challenge")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
-    args = parser.parse_args(argv)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    command_line = parser()
+    args = command_line.parse_args(argv)
 
     root = args.root.resolve()
     if not (root / "nbgrader_config.py").is_file():
-        parser.error(f"{root} is not a course folder: it has no nbgrader_config.py")
+        command_line.error(f"{root} is not a course folder: it has no nbgrader_config.py")
     if args.command == "release":
+        from course import pipeline
+
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
     elif args.command == "grade":
+        from course import batch, pipeline
+
         assignments = pipeline.assignments(root) if args.all else args.assignments
         if not assignments:
-            parser.error("name the assignments to grade, or --all")
+            command_line.error("name the assignments to grade, or --all")
         if args.zip_collect:
             for assignment in assignments:
-                batch.collect_zips(root, assignment)
-        outcomes = batch.grade(root, assignments, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox)
-        print(batch.summary(outcomes))
+                print(batch.collect_zips(root, assignment).report(), flush=True)
+        outcomes = batch.grade(root, assignments, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox,
+                               only=args.student, only_new=args.only_new)
+        if outcomes:
+            print(batch.summary(outcomes))
     elif args.command == "leaderboard":
+        from course import leaderboard
+
         ranked, unmeasured = leaderboard.entries(root, args.assignment)
         if not ranked and not unmeasured:
-            parser.error(f"no autograded submissions of {args.assignment} in {root / 'autograded'}: run `course grade {args.assignment}` first")
+            command_line.error(f"no autograded submissions of {args.assignment} in {root / 'autograded'}: run `course grade {args.assignment}` first")
         print(leaderboard.format_table(ranked, unmeasured))
         leaderboard.write_csv(root / "leaderboard.csv", ranked)
     elif args.command == "links":
+        from course import colab
+
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")
     else:
+        from course import demo
+
         print(demo.run(root, args.jobs))
     return 0
 

@@ -2,21 +2,32 @@
 
 Every sample submission's exact score through `course grade` is checked by
 tests/test_pipeline.py (`course demo` grades with it); these tests cover the
-limits, regrading, collecting and reporting.
+limits, regrading, collecting and reporting, and that nothing a student leaves
+behind reaches the instructor (links, special files, names inside zips), that
+one student's failure is a line and not the batch's end, and that a signal stops
+grading with no process left behind. Those last ones stub nbgrader out, so they
+take seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import textwrap
+import time
 import zipfile
 from pathlib import Path
 
+import psutil
 import pytest
 
-from course import batch, pipeline, sandbox
+from course import batch, cli, pipeline, sandbox
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENT = "01_images"
@@ -164,3 +175,291 @@ def test_no_submissions_is_a_clear_error(tmp_path):
     (root / "submitted").mkdir(parents=True)
     with pytest.raises(SystemExit, match="No submissions of 01_images"):
         batch.grade(root, [ASSIGNMENT])
+
+
+# --- What a student leaves behind never reaches the instructor ---------------------------------
+
+def _stub_nbgrader(monkeypatch, code: str = "pass") -> None:
+    """grade_one runs ``python -c CODE`` instead of nbgrader."""
+    monkeypatch.setattr(pipeline, "nbgrader_command", lambda *args: [sys.executable, "-c", code])
+
+
+def _fake_course(tmp_path: Path, students: list[str]) -> Path:
+    """A course folder for grading with nbgrader stubbed: a configuration, a gradebook file, submissions."""
+    root = tmp_path / "course"
+    (root / "source" / "A").mkdir(parents=True)
+    (root / "source" / "A" / "A.ipynb").write_text("solutions and hidden tests")
+    (root / "nbgrader_config.py").write_text("")
+    (root / "gradebook.db").write_text("")
+    for student in students:
+        (root / "submitted" / student / "A").mkdir(parents=True)
+        (root / "submitted" / student / "A" / "A.ipynb").write_text(f"{student}'s notebook")
+    return root
+
+
+def test_a_link_in_a_submission_brings_nothing_of_the_graders_into_the_workspace(tmp_path, monkeypatch):
+    _stub_nbgrader(monkeypatch)
+    root = _fake_course(tmp_path, ["alice"])
+    submission = root / "submitted" / "alice" / "A"
+    (submission / "solutions.ipynb").symlink_to(root / "source" / "A" / "A.ipynb")
+    (submission / "source").symlink_to(root / "source")
+    (submission / "data").mkdir()
+    (submission / "data" / "x.csv").write_text("1,2")
+    (root / "gradebook.db").write_text("")
+    workdir = tmp_path / "scratch"
+    workdir.mkdir()
+    shutil.copy(root / "gradebook.db", workdir)
+    outcome = batch.grade_one(root, "A", "alice", workdir, wall_seconds=60, sandboxed=False)
+    assert outcome.graded and outcome.problems == ["skipped submitted/alice/A/solutions.ipynb: a symlink",
+                                                   "skipped submitted/alice/A/source: a symlink"]
+    copied = workdir / "A" / "alice" / "submitted" / "alice" / "A"
+    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*")) == ["A.ipynb", "data", "data/x.csv"]
+
+
+def test_a_submission_folder_that_is_a_link_is_not_graded(tmp_path, monkeypatch):
+    _stub_nbgrader(monkeypatch, "raise SystemExit('nbgrader must not run')")
+    root = _fake_course(tmp_path, [])
+    (root / "submitted" / "mallory").mkdir(parents=True)
+    (root / "submitted" / "mallory" / "A").symlink_to(root / "source" / "A")
+    workdir = tmp_path / "scratch"
+    workdir.mkdir()
+    outcome = batch.grade_one(root, "A", "mallory", workdir, wall_seconds=60, sandboxed=False)
+    assert not outcome.graded and outcome.problems == ["skipped submitted/mallory/A: a symlink"]
+    assert not (workdir / "A" / "mallory" / "submitted" / "mallory" / "A").exists()
+
+
+def test_merge_copies_back_only_notebooks_and_model_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(batch, "_merge_grades", lambda root, workspace, outcome: None)
+    root, workspace = tmp_path / "course", tmp_path / "workspace"
+    (root / "source").mkdir(parents=True)
+    (root / "source" / "secret.txt").write_text("hidden tests")
+    graded = workspace / "autograded" / "alice" / "A"
+    graded.mkdir(parents=True)
+    (graded / "A.ipynb").write_text("graded")
+    (graded / "A.keras").write_bytes(b"model")
+    (graded / "timestamp.txt").write_text("2026-01-01 12:00:00 UTC")
+    (graded / "checkpoints").mkdir()
+    (graded / "feedback.ipynb").symlink_to(root / "source" / "secret.txt")
+    os.mkfifo(graded / "stuck.keras")
+    (root / "autograded" / "alice" / "A").mkdir(parents=True)
+    (root / "autograded" / "alice" / "A" / "old.ipynb").write_text("earlier grading")
+    outcome = batch.Outcome("A", "alice", 1.0)
+    batch.merge(root, workspace, outcome)
+    assert outcome.problems == ["skipped autograded/alice/A/feedback.ipynb: a symlink",
+                                "skipped autograded/alice/A/stuck.keras: a FIFO"]
+    back = root / "autograded" / "alice" / "A"
+    assert sorted(p.name for p in back.iterdir()) == ["A.ipynb", "A.keras"]
+    assert all(stat.S_ISREG(p.lstat().st_mode) for p in back.iterdir())
+
+
+def _stub_grading(monkeypatch, grade_one, merge=None) -> list[str]:
+    """Replace grading by ``grade_one`` (and merging by ``merge``): what nbgrader would have done after, recorded."""
+    ran: list[str] = []
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    monkeypatch.setattr(batch, "grade_one", grade_one)
+    monkeypatch.setattr(batch, "merge", merge or (lambda root, workspace, outcome: None))
+    monkeypatch.setattr(pipeline, "nbgrader", lambda root, *args, capture=False: ran.append(" ".join(args)))
+    monkeypatch.setattr(pipeline, "export", lambda root, capture=False: ran.append("export"))
+    return ran
+
+
+def _graded(root, assignment, student, *args) -> batch.Outcome:
+    return batch.Outcome(assignment, student, 1.0, 10.0, 10.0)
+
+
+def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_path, monkeypatch):
+    root = _fake_course(tmp_path, ["alice", "bob", "carol"])
+
+    def grade_one(root, assignment, student, *args):
+        if student == "bob":
+            raise OSError(28, "No space left on device")
+        return _graded(root, assignment, student)
+
+    def merge(root, workspace, outcome):
+        if outcome.student == "carol":
+            raise PermissionError(13, "Permission denied")
+
+    ran = _stub_grading(monkeypatch, grade_one, merge)
+    outcomes = batch.grade(root, ["A"], jobs=2, sandboxed=False)
+    assert [(o.student, o.score, o.problems) for o in outcomes] == [
+        ("alice", 10.0, []),
+        ("bob", None, ["not graded (OSError: [Errno 28] No space left on device); earlier grades, if any, unchanged"]),
+        ("carol", 10.0, ["merging failed (PermissionError: [Errno 13] Permission denied)"]),
+    ]
+    assert ran == ["generate_feedback A --force", "export"]
+
+
+def test_only_named_students_and_only_new_submissions_are_graded(tmp_path, monkeypatch, capsys):
+    root = _fake_course(tmp_path, ["alice", "bob", "carol"])
+    (root / "autograded" / "bob" / "A").mkdir(parents=True)
+    (root / "autograded" / "bob" / "A" / "A.ipynb").write_text("graded before")
+    (root / "autograded" / "carol" / "A").mkdir(parents=True)  # a folder without a notebook: not graded yet
+    _stub_grading(monkeypatch, _graded)
+    assert [o.student for o in batch.grade(root, ["A"], sandboxed=False, only=["alice", "bob"])] == ["alice", "bob"]
+    assert [o.student for o in batch.grade(root, ["A"], sandboxed=False, only_new=True)] == ["alice", "carol"]
+    assert [o.student for o in batch.grade(root, ["A"], sandboxed=False, only=["bob"], only_new=True)] == []
+    assert "Nothing new to grade: every submission of A has an autograded notebook." in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="No submission of A by dave, eve in"):
+        batch.grade(root, ["A"], sandboxed=False, only=["alice", "eve", "dave"])
+
+
+def test_the_command_line_passes_students_and_only_new_and_refuses_fewer_than_one_job(tmp_path, monkeypatch, capsys):
+    root = _fake_course(tmp_path, ["alice", "bob"])
+    _stub_grading(monkeypatch, _graded)
+    assert cli.main(["--root", str(root), "grade", "A", "--no-sandbox", "--student", "bob", "--student", "alice"]) == 0
+    assert "A: 2 submissions; scores min 10, median 10, max 10" in capsys.readouterr().out
+    for jobs in ("0", "-3", "two"):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["--root", str(root), "grade", "A", "--jobs", jobs])
+        assert stopped.value.code == 2
+    errors = capsys.readouterr().err
+    assert "argument --jobs: must be at least 1, not 0" in errors and "must be at least 1, not -3" in errors
+    assert "argument --jobs: not a whole number: 'two'" in errors
+
+
+def test_course_help_is_quick_and_imports_neither_nbgrader_nor_tensorflow():
+    code = textwrap.dedent("""
+        import sys
+        from course import cli
+        try:
+            cli.main(["--help"])
+        except SystemExit:
+            pass
+        import course.batch
+        print(sorted(m for m in ("nbgrader", "sqlalchemy", "tensorflow", "keras", "course.batch") if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "['course.batch']"  # batch itself imports nbgrader only when grading
+    assert "examples:\n  course release" in result.stdout and "--only-new" in result.stdout
+
+
+# --- Collecting an LMS download ---------------------------------------------------------------
+
+def _zip(path: Path, members: dict[str, bytes]) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def _download(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "course"
+    archive = root / "downloaded" / "A" / "archive"
+    archive.mkdir(parents=True)
+    return root, archive
+
+
+def _collected(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` but the download and the timestamps, by path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "downloaded" not in p.parts and p.name not in ("timestamp.txt", "roster.csv")}
+
+
+def test_names_inside_a_students_zip_never_choose_the_student_nor_the_folder(tmp_path):
+    root, archive = _download(tmp_path)
+    (root / "submitted" / "bob" / "A").mkdir(parents=True)
+    (root / "submitted" / "bob" / "A" / "A.ipynb").write_bytes(b"bob's own")
+    _zip(archive / "alice_submission.zip", {
+        "work/A.ipynb": b"alice",
+        "bob_A.ipynb": b"alice pretending to be bob",
+        "../evil.ipynb": b"outside?",
+        "/tmp/absolute.keras": b"absolute?",
+        "notes.txt": b"not collected",
+    })
+    collection = batch.collect_zips(root, "A")
+    assert collection.students == ["alice"]
+    assert collection.problems == ["skipped archive/alice_submission.zip:notes.txt: only .ipynb and .keras files are collected"]
+    assert _collected(root) == {
+        "submitted/alice/A/A.ipynb": b"alice",
+        "submitted/alice/A/absolute.keras": b"absolute?",
+        "submitted/alice/A/bob_A.ipynb": b"alice pretending to be bob",
+        "submitted/alice/A/evil.ipynb": b"outside?",
+        "submitted/bob/A/A.ipynb": b"bob's own",
+    }
+    assert not (tmp_path / "evil.ipynb").exists() and not (root / "submitted" / "evil.ipynb").exists()
+    assert (root / "submitted" / "alice" / "A" / "timestamp.txt").read_text().endswith(" UTC")
+
+
+def test_a_duplicate_a_link_and_a_bad_id_are_reported_and_the_others_collected(tmp_path):
+    root, archive = _download(tmp_path)
+    (archive / "carol_A.ipynb").write_bytes(b"carol 1")
+    _zip(archive / "carol_late.zip", {"A.ipynb": b"carol 2"})
+    (root / "submitted" / "carol" / "A").mkdir(parents=True)
+    (root / "submitted" / "carol" / "A" / "A.ipynb").write_bytes(b"carol before")
+    (archive / "dave_A.ipynb").write_bytes(b"dave")
+    (archive / "dave_A.keras").write_bytes(b"dave's model")
+    secret = tmp_path / "secret.ipynb"
+    secret.write_bytes(b"the instructor's")
+    (archive / "erin_A.ipynb").symlink_to(secret)
+    (archive / ".._A.ipynb").write_bytes(b"dots")
+    with zipfile.ZipFile(archive / "frank_A.zip", "w") as archive_zip:
+        link = zipfile.ZipInfo("A.ipynb")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        archive_zip.writestr(link, str(secret))
+    (archive / "README.md").write_text("from the LMS")
+    collection = batch.collect_zips(root, "A")
+    assert collection.students == ["dave"]
+    assert collection.problems == [
+        "skipped archive/.._A.ipynb: '..' is not a student id",
+        "skipped archive/README.md: not named <student>_<file>",
+        "skipped archive/erin_A.ipynb: a symlink",
+        "skipped archive/frank_A.zip:A.ipynb: a symlink",
+        "carol: not collected: A.ipynb comes from archive/carol_A.ipynb and from archive/carol_late.zip:A.ipynb; keep one",
+    ]
+    assert _collected(root) == {"submitted/carol/A/A.ipynb": b"carol before",
+                                "submitted/dave/A/A.ipynb": b"dave", "submitted/dave/A/A.keras": b"dave's model"}
+    assert "Collected 1 submission(s) of A into submitted/\n  problem: skipped archive/.._A.ipynb" in collection.report()
+
+
+def test_a_zip_bomb_is_refused_from_its_declared_sizes_and_a_roster_bounds_the_ids(tmp_path):
+    root, archive = _download(tmp_path)
+    _zip(archive / "alice_bomb.zip", {"A.ipynb": b"\0" * (3 * 2**20)})  # a few KiB on disk
+    (archive / "bob_A.ipynb").write_bytes(b"bob")
+    (archive / "zed_A.ipynb").write_bytes(b"not enrolled")
+    (root / "roster.csv").write_text("id,first_name,last_name,email\nalice,A,A,\nbob,B,B,\n")
+    _zip(archive / "class.zip", {"dl/bob_B.ipynb": b"bob's B, in the LMS's zip of the class"})
+    collection = batch.collect_zips(root, "A", limits=sandbox.Limits(max_file_bytes=2**20))
+    assert collection.students == ["bob"]
+    assert collection.problems == ["skipped archive/alice_bomb.zip:A.ipynb: larger than 1 MiB",
+                                   "skipped archive/zed_A.ipynb: zed is not in roster.csv"]
+    assert _collected(root) == {"submitted/bob/A/A.ipynb": b"bob", "submitted/bob/A/B.ipynb": b"bob's B, in the LMS's zip of the class"}
+
+
+# --- Ctrl-C and SIGTERM ------------------------------------------------------------------------
+
+STOPPABLE = """
+import sys
+from course import batch, cli, pipeline
+# nbgrader stands still, with a child in a session of its own, as jupyter_client starts kernels
+pipeline.nbgrader_command = lambda *args: [sys.executable, "-c",
+    "import subprocess, sys, time; subprocess.Popen(['sleep', '300'], start_new_session=True); time.sleep(300)"]
+batch._ensure_in_gradebook = lambda root, assignment: None
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_graded(tmp_path, signum):
+    root = _fake_course(tmp_path, ["alice", "bob", "carol"])
+    course = subprocess.Popen([sys.executable, "-c", STOPPABLE, "--root", str(root), "grade", "A", "--jobs", "2",
+                               "--no-sandbox"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    me = psutil.Process(course.pid)
+    deadline = time.monotonic() + 60
+    while len([p for p in me.children(recursive=True) if "sleep" in p.name()]) < 2:  # both workers' trees are up
+        assert time.monotonic() < deadline and course.poll() is None, course.communicate()
+        time.sleep(0.2)
+    started = me.children(recursive=True)
+    try:
+        course.send_signal(signum)
+        out, err = course.communicate(timeout=30)
+        assert course.returncode == 128 + signum
+        gone, alive = psutil.wait_procs(started, timeout=5)
+        assert alive == []
+    finally:  # a failure here must not leave the stubs running
+        for process in [me, *started]:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed...\n"
+    assert err.strip() == (f"Stopped by {signal.Signals(signum).name}: 0 of 3 submissions graded and merged into "
+                           "gradebook.db; the other 3 were not merged (2 killed while being graded). Feedback and "
+                           "grades.csv were not updated: run the same `course grade` with --only-new to go on.")
+    assert not (root / "autograded").exists() and not (root / "grades.csv").exists()
