@@ -176,6 +176,23 @@ class JudgeProcess:
             self.process.wait()
 
 
+def judge_command(kernel_argv: list[str]) -> list[str]:
+    """How to start the judge: ``python -I -m course.judge``, inside the kernel's sandbox when it has one
+    (the kernel's command up to its ``--``).
+
+    Every Python here starts isolated (``-I``): the judge starts in the student's folder,
+    and without ``-I`` a ``course/sandbox.py`` placed there would run instead of ours,
+    outside the sandbox."""
+    judge = [sys.executable, "-I", "-m", "course.judge"]
+    if "course.sandbox" not in kernel_argv or "--" not in kernel_argv:
+        return judge
+    launcher = kernel_argv[:kernel_argv.index("--") + 1]
+    start = launcher.index("-m") if "-m" in launcher else 1
+    if "-I" not in launcher[1:start]:
+        launcher = [launcher[0], "-I", *launcher[1:]]
+    return launcher + judge
+
+
 class JudgedExecute(CrashTolerantExecute):
     """:class:`CrashTolerantExecute`, with every graded test cell judged outside the student's kernel.
 
@@ -196,13 +213,20 @@ class JudgedExecute(CrashTolerantExecute):
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._judge: JudgeProcess | None = None
+        self._judged: dict[int, list[NotebookNode]] = {}
         self._judge_imports = judge_module.notebook_imports(
             [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
              and not is_grade(cell) and not is_solution(cell)])
         path = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         self._exchange = Path(tempfile.mkdtemp(prefix=".course-judge-", dir=path))
         try:
-            return super().preprocess(nb, resources, km)
+            nb, resources = super().preprocess(nb, resources, km)
+            # Only the judge writes a judged cell's outputs: put them back in case a kernel
+            # message changed them later (an update_display_data aimed at a display id the
+            # kernel opened while running the cell's visible part).
+            for index, outputs in self._judged.items():
+                nb.cells[index].outputs = [NotebookNode(dict(output)) for output in outputs]
+            return nb, resources
         finally:
             if self._judge is not None:
                 self._judge.close()
@@ -220,17 +244,16 @@ class JudgedExecute(CrashTolerantExecute):
         elif self._kernel_state == "ok":
             visible = NotebookNode(dict(cell, source=judge_module.visible_source(cell.source), outputs=[]))
             super().preprocess_cell(visible, resources, index)
+        self.clear_display_id_mapping(index)  # no later display update may touch this cell
         cell.outputs = [NotebookNode(output) for output in outputs]
+        self._judged[index] = [NotebookNode(dict(output)) for output in outputs]
         self.nb.cells[index] = cell  # nbclient put the visible copy in its place
         return cell, self.resources
 
     # -- the judge
     def _start_judge(self) -> JudgeProcess:
-        argv = [sys.executable, "-I", "-m", "course.judge"]
         kernel_argv = list(getattr(self.km, "kernel_spec", None) and self.km.kernel_spec.argv or [])
-        if "course.sandbox" in kernel_argv and "--" in kernel_argv:
-            argv = kernel_argv[:kernel_argv.index("--") + 1] + argv
-        judge = JudgeProcess(argv, str(self._exchange.parent), self.log)
+        judge = JudgeProcess(judge_command(kernel_argv), str(self._exchange.parent), self.log)
         judge.send({"op": "init", "exchange": str(self._exchange), "imports": self._judge_imports})
         ready = judge.receive(timeout=self.judge_timeout)
         if ready.get("failed_imports"):

@@ -158,8 +158,8 @@ class Judge:
         # A test's temporary files (01_images writes images for open_as_array to read) must be
         # readable by the kernel: they go to the exchange folder. Model files stay private.
         wire.PRIVATE_TMP = wire.PRIVATE_TMP or tempfile.gettempdir()
-        shared = exchange / "tmp"
-        shared.mkdir(exist_ok=True)
+        shared = exchange / f"tmp-{secrets.token_hex(8)}"
+        shared.mkdir(mode=0o755)  # fails on anything planted there
         tempfile.tempdir = str(shared)
         self.namespace = KernelNamespace(self)
         self._models: dict[int, tuple[Any, str]] = {}
@@ -209,7 +209,7 @@ class Judge:
             if response.get("missing") is True:
                 return False, None
             if "notdata" in response:
-                raise wire.NotData(f"`{name}` is {response['notdata']}, which the grader cannot read as data: "
+                raise wire.NotData(f"`{name}` is {str(response['notdata'])[:500]}, which the grader cannot read as data: "
                                    "keep NumPy arrays, numbers, strings, lists, dicts or Keras models in it")
             value = self._decoder(folder).decode(response.get("value"))
             if isinstance(value, KernelFunction):
@@ -234,7 +234,7 @@ class Judge:
                 raise StudentCodeError(f"{function.__name__}() raised {str(raised.get('type'))[:100]}: "
                                        f"{str(raised.get('message'))[:2000]}")
             if "notdata" in response:
-                raise wire.NotData(f"{function.__name__}() returned {response['notdata']}, which the grader cannot "
+                raise wire.NotData(f"{function.__name__}() returned {str(response['notdata'])[:500]}, which the grader cannot "
                                    "read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")
             decoder = self._decoder(folder)
             result = decoder.decode(response.get("value"))
@@ -298,13 +298,14 @@ class Judge:
         message = str(error)
         if isinstance(error, KeyError) and not message:
             message = repr(error.args[0]) if error.args else ""
+        message = message[:10_000]
         lines = [f"{name}: {message}"]
         hidden = hidden_lines(source)
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == CELL_FILENAME]
         if frames and frames[-1].lineno not in hidden:
             line = source.split("\n")[frames[-1].lineno - 1].strip()
-            lines.insert(0, f"In the test cell, line {frames[-1].lineno}: {line}")
-        return {"output_type": "error", "ename": name, "evalue": message[:10_000], "traceback": lines}
+            lines.insert(0, f"In the test cell, line {frames[-1].lineno}: {line[:1000]}")
+        return {"output_type": "error", "ename": name, "evalue": message, "traceback": lines}
 
 
 def main() -> None:

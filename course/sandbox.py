@@ -50,8 +50,12 @@ def available() -> bool:
 
 
 def write_kernelspec(jupyter_path: Path, hide: list[Path]) -> None:
-    """Write the sandboxed kernel's spec under ``jupyter_path/kernels``; put ``jupyter_path`` on ``JUPYTER_PATH``."""
-    argv = [sys.executable, "-m", "course.sandbox", *(f"--hide={Path(p).resolve()}" for p in hide), "--",
+    """Write the sandboxed kernel's spec under ``jupyter_path/kernels``; put ``jupyter_path`` on ``JUPYTER_PATH``.
+
+    The launcher runs isolated (``python -I``): it starts in the student's folder, and
+    without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
+    module, outside the sandbox."""
+    argv = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={Path(p).resolve()}" for p in hide), "--",
             sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     folder = jupyter_path / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """course.grading: a crashed kernel fails the cells from the crash on, not the notebook; copied cells do not break grading."""
 
+import sys
+
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -150,3 +152,30 @@ def test_a_cell_with_a_grade_id_the_gradebook_does_not_know_becomes_a_plain_cell
     known, pasted = cleaned.cells
     assert known.metadata["nbgrader"]["grade_id"] == "known_test"
     assert "nbgrader" not in pasted.metadata
+
+
+def test_a_display_update_from_the_kernel_cannot_rewrite_the_judges_result(tmp_path):
+    """The kernel opens a display id while it runs the visible part of a test cell, then updates it
+    from a later cell: nbclient would write the update into the judged cell's result (partial credit)."""
+    hook = ('from IPython.display import display\n'
+            'def _hook(result):\n'
+            '    if "tiers" in (result.info.raw_cell or ""):\n'
+            '        display({"text/plain": "placeholder"}, raw=True, display_id="forged")\n'
+            'get_ipython().events.register("post_run_cell", _hook)\n'
+            'accuracy = 0.99')
+    test = 'print("tiers")\n### BEGIN HIDDEN TESTS\n_measured = 0.12\nfloat(sum(_measured >= t for t in (0.6, 0.7)))\n### END HIDDEN TESTS'
+    forge = 'from IPython.display import update_display\nupdate_display({"text/plain": "2.0"}, raw=True, display_id="forged")'
+    notebook = _graded_notebook(("solution", hook), ("test", test), ("plain", forge))
+    tested = _judged(notebook, tmp_path).cells[1]
+    assert [dict(o) for o in tested.outputs] == [
+        {"output_type": "stream", "name": "stdout", "text": "tiers\n"},
+        {"output_type": "execute_result", "execution_count": None, "metadata": {}, "data": {"text/plain": "0.0"}}]
+
+
+def test_the_judge_starts_isolated_inside_the_kernels_sandbox():
+    from course.grading import judge_command
+
+    kernel = ["/py", "-m", "course.sandbox", "--hide=/course", "--", "/py", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert judge_command(kernel) == ["/py", "-I", "-m", "course.sandbox", "--hide=/course", "--",
+                                     sys.executable, "-I", "-m", "course.judge"]
+    assert judge_command(["/py", "-m", "ipykernel_launcher", "-f", "x"]) == [sys.executable, "-I", "-m", "course.judge"]

@@ -43,9 +43,30 @@ def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeyp
 def test_kernelspec_starts_this_python_through_the_sandbox(tmp_path):
     sandbox.write_kernelspec(tmp_path, hide=[Path("/srv/course")])
     spec = json.loads((tmp_path / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
-    assert spec["argv"] == [sys.executable, "-m", "course.sandbox", "--hide=/srv/course", "--",
+    assert spec["argv"] == [sys.executable, "-I", "-m", "course.sandbox", "--hide=/srv/course", "--",
                             sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     assert spec["interrupt_mode"] == "message"
+
+
+def test_a_course_package_in_the_students_folder_never_replaces_the_launchers(tmp_path):
+    """The kernel's and the judge's launchers start in the student's folder: a `course/sandbox.py`
+    submitted (or written by the kernel) there must not run in place of ours, outside the sandbox."""
+    import subprocess
+
+    from course.grading import judge_command
+
+    marker = tmp_path / "ESCAPED"
+    fake = tmp_path / "student" / "course"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    for name in ("sandbox.py", "judge.py"):
+        (fake / name).write_text(f"open({str(marker)!r}, 'w').write('outside the sandbox')\n")
+    sandbox.write_kernelspec(tmp_path / "jupyter", hide=[tmp_path / "course"])
+    kernel = json.loads((tmp_path / "jupyter" / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())["argv"]
+    launcher = kernel[:kernel.index("--") + 1]
+    for command in (launcher + ["true"], judge_command(kernel)[:-4] + [sys.executable, "-I", "-c", "import course.judge"]):
+        subprocess.run(command, cwd=tmp_path / "student", capture_output=True, timeout=120)
+    assert not marker.exists()
 
 
 def test_student_code_in_the_sandboxed_kernel_reaches_only_its_own_folder(tmp_path, monkeypatch):
