@@ -61,10 +61,10 @@ c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateGradeIds, DropUnknownGradeIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
 ]
 
-# `course grade ASSIGNMENT --zip-collect` (nbgrader zip_collect) reads an LMS
-# download from downloaded/<assignment>/archive/ whose files are named
-# <student>_<notebook>, e.g. alice_03_mnist_cnn.ipynb; adapt this to your LMS.
-# The capstone's trained model file is collected with the notebook.
+# `nbgrader zip_collect` (run by hand; `course grade --zip-collect` has its own
+# collection, course/batch.py, which takes student ids only from the LMS's names) reads
+# files named <student>_<notebook>, e.g. alice_03_mnist_cnn.ipynb, and the capstone's
+# trained model file with the notebook.
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>\d\d_\w+\.(ipynb|keras))$"
 c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".keras"]
 
