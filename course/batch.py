@@ -216,10 +216,15 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     env = pipeline.nbgrader_env()
     if threads:  # workers share the cores instead of each TensorFlow taking them all
         env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
+    runtime = None
     if sandboxed:
         sandbox.write_kernelspec(workspace / "jupyter", hide=[root, workdir])
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
-        command.append(f"--Execute.kernel_name={sandbox.KERNEL_NAME}")
+        # The kernel has no network: it speaks to nbgrader over IPC socket files, in a folder
+        # of its own with a short absolute path (a socket's path holds at most 107 bytes).
+        runtime = Path(tempfile.mkdtemp(prefix="ck-", dir="/tmp"))
+        command += [f"--Execute.kernel_name={sandbox.KERNEL_NAME}", "--KernelManager.transport=ipc",
+                    f"--KernelManager.ip={runtime}/kernel"]
     processes = processes or Processes()
     log_path = root / "logs" / assignment / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,6 +233,8 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         if process is None:
             outcome.graded = False
             outcome.problems.append("not graded: grading was stopped")
+            if runtime is not None:
+                shutil.rmtree(runtime, ignore_errors=True)
             return outcome
         watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome), daemon=True)
         watchdog.start()
@@ -240,6 +247,8 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         finally:
             processes.finished(process)
         watchdog.join()
+    if runtime is not None:
+        shutil.rmtree(runtime, ignore_errors=True)
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False
         outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {log_path.relative_to(root)}")

@@ -14,9 +14,19 @@ student's code
 - may write only in its own working folder (a throwaway copy of the
   submission), in a private ``/tmp`` and in an empty home folder;
 - cannot read the notebook being graded from disk (it holds the hidden tests);
-- keeps no capabilities (CI runs as root) and sees only its own processes.
+- keeps no capabilities (CI runs as root) and sees only its own processes;
+- has no network: ``course grade`` runs the kernel on Jupyter's IPC transport
+  (socket files in a short private folder bound into the sandbox) and gives it a
+  network namespace of its own, so it reaches no listener on this machine, the
+  local network, the internet or a cloud metadata address (a kernel on TCP, as
+  plain ``nbgrader autograde`` starts it, keeps the network);
+- sees only an allowlisted environment (:data:`KEPT_ENVIRONMENT`), not the
+  instructor's secrets;
+- cannot read bubblewrap's arguments (which name the hidden folders): they reach
+  bwrap through a pipe (``--args``), not its command line.
 
-The network is shared: the kernel talks to nbgrader over local TCP ports.
+The judge (course/judge.py) runs in the same sandbox, without any network: it
+speaks to the grader through pipes.
 
 Files cross the sandbox's boundary twice, and both ways go through
 :func:`copy_files`: the submission into the grading workspace, and the
@@ -73,24 +83,61 @@ def readable_inside() -> list[Path]:
     return [p.resolve() for p in paths if p.exists()]
 
 
-def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path]) -> list[str]:
-    """The ``bwrap`` command line that runs ``kernel`` in ``workdir`` with ``hide`` made empty."""
+# What the sandboxed kernel and judge may see of the grader's environment: what Python,
+# TensorFlow, the course helpers and the budgets read. Anything else (tokens, cloud
+# credentials, SSH agents) stays outside.
+KEPT_ENVIRONMENT = (
+    "PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED", "PYTHONPATH", "COURSE_DATA_DIR", "COURSE_CACHE_DIR", "COURSE_BUDGET", "COURSE_CELL_TIMEOUT",
+    "NBGRADER_EXECUTION", "KERAS_HOME", "KERAS_BACKEND", "KERAS_MAX_EPOCHS", "KERAS_MAX_STEPS_PER_EPOCH",
+    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS",
+    "CUDA_VISIBLE_DEVICES", "MPLBACKEND",
+)
+
+
+def _connection_transport(connection_file: str | None) -> tuple[str, str | None]:
+    """The kernel's transport and, for IPC, the folder of its socket files (from its connection file)."""
+    if not connection_file:
+        return "none", None
+    try:
+        info = json.loads(Path(connection_file).read_text())
+    except (OSError, ValueError):
+        return "tcp", None
+    if info.get("transport") == "ipc" and str(info.get("ip", "")).startswith("/"):
+        return "ipc", str(Path(info["ip"]).parent)
+    return "tcp", None
+
+
+def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: dict[str, str] | None = None) -> list[str]:
+    """The ``bwrap`` command line that runs ``kernel`` in ``workdir`` with ``hide`` made empty.
+
+    A kernel on IPC, and a command without a connection file (the judge), get no network."""
     workdir = workdir.resolve()
+    environ = os.environ if environ is None else environ
     command = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
                "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL"]
+    connection_file = kernel[kernel.index("-f") + 1] if "-f" in kernel else None
+    transport, sockets = _connection_transport(connection_file)
+    if transport != "tcp":
+        command.append("--unshare-net")
+    command.append("--clearenv")
+    for name in KEPT_ENVIRONMENT:
+        if name in environ:
+            command += ["--setenv", name, environ[name]]
+    command += ["--setenv", "HOME", str(Path.home())]
     for folder in [Path.home(), *hide]:
         command += ["--tmpfs", str(Path(folder).resolve())]
     for path in readable_inside():
         command += ["--ro-bind", str(path), str(path)]
-    connection_file = kernel[kernel.index("-f") + 1] if "-f" in kernel else None
+    if sockets:  # the kernel creates its IPC socket files there
+        command += ["--bind", sockets, sockets]
     if connection_file:
         command += ["--ro-bind", connection_file, connection_file]
     command += ["--bind", str(workdir), str(workdir)]
     # The notebook being graded, on disk beside the kernel, holds the hidden tests.
     for notebook in sorted(workdir.glob("*.ipynb")):
         command += ["--ro-bind", "/dev/null", str(notebook)]
-    # ipykernel exits when its parent looks like init, and bwrap is pid 1 here: --die-with-parent does that job.
-    command += ["--unsetenv", "JPY_PARENT_PID"]
     return [*command, "--chdir", str(workdir), "--", *kernel]
 
 
@@ -104,7 +151,14 @@ def main(argv: list[str] | None = None) -> None:
     if not available():
         raise SystemExit(INSTALL_HINT)
     command = bwrap_command(argv[split + 1:], Path.cwd(), hide)
-    os.execvp(command[0], command)
+    # Through a pipe, not the command line: inside, /proc/1/cmdline is bwrap's, and its
+    # arguments name the course folder and the workspaces it hides.
+    split = command.index("--")
+    read, write = os.pipe()
+    os.write(write, b"\0".join(a.encode() for a in command[1:split]) + b"\0")
+    os.close(write)
+    os.set_inheritable(read, True)
+    os.execvp(command[0], [command[0], "--args", str(read), *command[split:]])
 
 
 if __name__ == "__main__":

@@ -25,19 +25,62 @@ def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeyp
     workdir.mkdir(parents=True)
     (workdir / "01_images.ipynb").write_text("{}")
     (workdir / "photo.png").write_text("")
-    kernel = ["python", "-m", "ipykernel_launcher", "-f", "/run/kernel-1.json"]
-    command = sandbox.bwrap_command(kernel, workdir, hide=[tmp_path / "course", tmp_path / "scratch"])
+    connection = tmp_path / "kernel-1.json"
+    connection.write_text(json.dumps({"transport": "ipc", "ip": "/tmp/ck-1/kernel"}))
+    kernel = ["python", "-m", "ipykernel_launcher", "-f", str(connection)]
+    environ = {"PATH": "/usr/bin", "AWS_SECRET_ACCESS_KEY": "secret", "COURSE_BUDGET": "grading", "JPY_PARENT_PID": "1"}
+    command = sandbox.bwrap_command(kernel, workdir, hide=[tmp_path / "course", tmp_path / "scratch"], environ=environ)
     assert command == [
         "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL",
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL", "--unshare-net",
+        "--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "COURSE_BUDGET", "grading",
+        "--setenv", "HOME", str(tmp_path / "home"),
         "--tmpfs", str(tmp_path / "home"), "--tmpfs", str(tmp_path / "course"), "--tmpfs", str(tmp_path / "scratch"),
         "--ro-bind", "/opt/python", "/opt/python",
-        "--ro-bind", "/run/kernel-1.json", "/run/kernel-1.json",
+        "--bind", "/tmp/ck-1", "/tmp/ck-1",
+        "--ro-bind", str(connection), str(connection),
         "--bind", str(workdir), str(workdir),
         "--ro-bind", "/dev/null", str(workdir / "01_images.ipynb"),
-        "--unsetenv", "JPY_PARENT_PID",
         "--chdir", str(workdir), "--", *kernel,
     ]
+    # A kernel on TCP (plain nbgrader) keeps the network; the judge (no connection file) has none.
+    connection.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1"}))
+    assert "--unshare-net" not in sandbox.bwrap_command(kernel, workdir, hide=[], environ=environ)
+    assert "--unshare-net" in sandbox.bwrap_command(["python", "-m", "course.judge"], workdir, hide=[], environ=environ)
+
+
+def test_a_kernel_on_ipc_reaches_no_network_no_secret_and_not_bwraps_arguments(tmp_path, monkeypatch):
+    import socket as sockets
+    import tempfile
+
+    from traitlets.config import Config
+
+    workdir = tmp_path / "ann"
+    workdir.mkdir()
+    sandbox.write_kernelspec(tmp_path / "jupyter", hide=[tmp_path / "course"])
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("INSTRUCTOR_TOKEN", "hunter2")
+    listener = sockets.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    runtime = tempfile.mkdtemp(prefix="ck-", dir="/tmp")
+    config = Config()
+    config.KernelManager.transport, config.KernelManager.ip = "ipc", f"{runtime}/kernel"
+    code = ("import os, socket\n"
+            "print(os.environ.get('INSTRUCTOR_TOKEN'))\n"
+            "s = socket.socket()\ns.settimeout(3)\n"
+            f"print(s.connect_ex(('127.0.0.1', {port})) != 0)\n"
+            "print(open('/proc/1/cmdline').read().replace(chr(0), ' '))")
+    notebook = new_notebook(cells=[new_code_cell(code)])
+    try:
+        NotebookClient(notebook, timeout=30, kernel_name=sandbox.KERNEL_NAME, config=config,
+                       resources={"metadata": {"path": str(workdir)}}).execute()
+    finally:
+        listener.close()
+    secret, refused, cmdline = notebook.cells[0].outputs[0].text.strip().split("\n")
+    assert (secret, refused) == ("None", "True")
+    assert cmdline.startswith("bwrap --args ") and str(tmp_path / "course") not in cmdline
 
 
 def test_kernelspec_starts_this_python_through_the_sandbox(tmp_path):
