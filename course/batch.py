@@ -57,7 +57,7 @@ from typing import IO, Callable, Iterator
 
 import psutil
 
-from course import pipeline, sandbox
+from course import pipeline, preflight, sandbox
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -76,6 +76,7 @@ class Outcome:
     max_score: float | None = None
     problems: list[str] = field(default_factory=list)
     graded: bool = True  # False: nbgrader did not finish; every test scores 0
+    never_started: bool = False  # the kernel never started: nothing is merged, earlier grades stay
 
     def line(self) -> str:
         score = f"{self.score:g}/{self.max_score:g}" if self.score is not None else "not graded"
@@ -118,6 +119,13 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
         pass
 
 
+# nbgrader's log when the student's kernel could not even start: the sandbox or the
+# Python environment failed, which is the grader's fault, not the student's.
+KERNEL_NEVER_STARTED = ("Kernel died before replying to kernel_info", "Error occurred while starting new kernel client")
+# When this many submissions in a row, and none before them, fail so: stop the run.
+NEVER_STARTED_STOP = 3
+
+
 def problems_in_log(log: str) -> list[str]:
     """What nbgrader's log says went wrong while the notebook ran: cells past the time limit, kernel deaths."""
     problems = []
@@ -145,6 +153,7 @@ class Processes:
         self._running: set[subprocess.Popen[bytes]] = set()
         self.stopped = False
         self.signal: int | None = None  # SIGINT or SIGTERM received: grade stops at its next look
+        self.fault: str | None = None  # this machine cannot grade: grade stops, changing nothing more
 
     def start(self, command: list[str], **options) -> subprocess.Popen[bytes] | None:
         """``Popen(command, **options)`` in a session of its own; None once stopped."""
@@ -249,10 +258,16 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         watchdog.join()
     if runtime is not None:
         shutil.rmtree(runtime, ignore_errors=True)
+    log_text = log_path.read_text(errors="replace")
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False
-        outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {log_path.relative_to(root)}")
-    outcome.problems += problems_in_log(log_path.read_text(errors="replace"))
+        if any(sign in log_text for sign in KERNEL_NEVER_STARTED):
+            outcome.never_started = True
+            outcome.problems.append(f"its kernel never started (a fault of this machine, not of the submission), "
+                                    f"see {log_path.relative_to(root)}; earlier grades, if any, unchanged")
+        else:
+            outcome.problems.append(f"nbgrader failed (exit {process.returncode}), see {log_path.relative_to(root)}")
+    outcome.problems += problems_in_log(log_text)
     outcome.seconds = time.monotonic() - start
     return outcome
 
@@ -664,6 +679,10 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
             print(f"Nothing new to grade: every submission of {', '.join(assignments)} has an autograded notebook.")
             return []
     graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
+    try:
+        preflight.check(root, graded, sandboxed)
+    except preflight.PreflightError as error:
+        raise SystemExit(f"course grade: this machine cannot grade: {error}") from None
     for assignment in graded:
         _ensure_in_gradebook(root, assignment)
     print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
@@ -689,7 +708,13 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                         outcome = _finish(root, Path(scratch), future, assignment, student)
                         outcomes.append(outcome)
                         print(f"{progress_bar(len(outcomes), len(submissions))}  {outcome.line()}", flush=True)
-                if processes.signal is not None:
+                        if len(outcomes) >= NEVER_STARTED_STOP and all(o.never_started for o in outcomes):
+                            processes.fault = (f"the first {len(outcomes)} kernels never started: this machine cannot "
+                                               "run students' kernels (see their logs)")
+                            break
+                    if processes.fault is not None:
+                        break
+                if processes.signal is not None or processes.fault is not None:
                     _stop(processes, pool, outcomes, len(submissions))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -711,6 +736,8 @@ def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str,
     except Exception as error:  # noqa: BLE001 (one student's failure must not stop the batch)
         return Outcome(assignment, student, 0.0, graded=False,
                        problems=[f"not graded ({type(error).__name__}: {error}); earlier grades, if any, unchanged"])
+    if outcome.never_started:
+        return outcome  # the machine's fault: the student's earlier grade stays
     try:
         merge(root, scratch / assignment / student, outcome)
     except Exception as error:  # noqa: BLE001
@@ -726,6 +753,11 @@ def _stop(processes: Processes, pool: ThreadPoolExecutor, outcomes: list[Outcome
     pool.shutdown(wait=True)
     if outcomes:
         print(summary(outcomes), flush=True)
+    if processes.fault is not None:
+        print(f"course grade: stopped: {processes.fault}. No grade was changed; feedback and grades.csv were not "
+              "updated.", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    assert signum is not None
     print(f"Stopped by {signal.Signals(signum).name}: {len(outcomes)} of {total} submissions graded and merged "
           f"into gradebook.db; the other {total - len(outcomes)} were not merged ({killed} killed while being graded). "
           "Feedback and grades.csv were not updated: run the same `course grade` with --only-new to go on.",

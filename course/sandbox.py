@@ -95,6 +95,9 @@ KEPT_ENVIRONMENT = (
     "CUDA_VISIBLE_DEVICES", "MPLBACKEND",
 )
 
+# Folders given by path that the sandbox binds where they really lie (readable_inside).
+RESOLVED_PATHS = ("COURSE_DATA_DIR", "COURSE_CACHE_DIR", "KERAS_HOME")
+
 
 def _connection_transport(connection_file: str | None) -> tuple[str, str | None]:
     """The kernel's transport and, for IPC, the folder of its socket files (from its connection file)."""
@@ -124,7 +127,10 @@ def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: d
     command.append("--clearenv")
     for name in KEPT_ENVIRONMENT:
         if name in environ:
-            command += ["--setenv", name, environ[name]]
+            value = environ[name]
+            if name in RESOLVED_PATHS and value:  # a path through a link under a hidden folder would lead nowhere
+                value = str(Path(value).expanduser().resolve())
+            command += ["--setenv", name, value]
     command += ["--setenv", "HOME", str(Path.home())]
     for folder in [Path.home(), *hide]:
         command += ["--tmpfs", str(Path(folder).resolve())]

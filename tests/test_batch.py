@@ -463,3 +463,33 @@ def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_grad
                            "gradebook.db; the other 3 were not merged (2 killed while being graded). Feedback and "
                            "grades.csv were not updated: run the same `course grade` with --only-new to go on.")
     assert not (root / "autograded").exists() and not (root / "grades.csv").exists()
+
+
+# --- a fault of this machine changes no grade --------------------------------------------------
+
+def test_kernels_that_never_start_change_no_grade_and_stop_the_run(tmp_path, monkeypatch, capsys):
+    root = _fake_course(tmp_path, ["ann", "bob", "cid", "dee"])
+    (root / "gradebook.db").write_bytes(b"the earlier grades")
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    _stub_nbgrader(monkeypatch, "import sys; print('[AutogradeApp | ERROR] Error occurred while starting new kernel client "
+                                "for kernel 1: Kernel died before replying to kernel_info'); sys.exit(1)")
+    with pytest.raises(SystemExit) as stopped:
+        batch.grade(root, ["A"], jobs=1, sandboxed=False)
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert "the first 3 kernels never started: this machine cannot run students' kernels" in err
+    assert (root / "gradebook.db").read_bytes() == b"the earlier grades"
+    assert not (root / "autograded").exists() and not (root / "grades.csv").exists()
+
+
+def test_one_kernel_that_never_starts_keeps_that_students_earlier_grade(tmp_path, monkeypatch):
+    root = _fake_course(tmp_path, ["ann"])
+    merged = []
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    monkeypatch.setattr(batch, "merge", lambda *args: merged.append(args))
+    monkeypatch.setattr(pipeline, "nbgrader", lambda *args, **kwargs: None)
+    monkeypatch.setattr(pipeline, "export", lambda *args, **kwargs: [])
+    _stub_nbgrader(monkeypatch, "import sys; print('Kernel died before replying to kernel_info'); sys.exit(1)")
+    (outcome,) = batch.grade(root, ["A"], jobs=1, sandboxed=False)
+    assert outcome.never_started and not outcome.graded and merged == []
+    assert outcome.problems[0].startswith("its kernel never started (a fault of this machine, not of the submission)")
