@@ -10,7 +10,7 @@ ifdef COURSE_DATA_DIR
 export COURSE_DATA_DIR := $(abspath $(COURSE_DATA_DIR))
 endif
 
-.PHONY: demo test bench release lab clean
+.PHONY: demo test bench release lab clean bubblewrap
 
 # The sample submissions include one that loops forever: a 300 s limit per cell
 # (instead of 600) keeps demo and tests shorter. Training cells under the grading
@@ -18,11 +18,23 @@ endif
 # second worker graded, and 06's 95-131 s on a shared machine.
 demo test: export COURSE_CELL_TIMEOUT ?= 300
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed bubblewrap
 	$(BIN)/course demo
 
+# Grading runs students' code in Debian's bubblewrap: installed here when we may (root
+# with apt-get), otherwise the one command to run is printed.
+bubblewrap:
+	@command -v bwrap >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing bubblewrap (grading runs students' code in its sandbox)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "Grading runs students' code in bubblewrap's sandbox: run  sudo apt-get install bubblewrap  then this command again."; \
+	    exit 1; \
+	  fi; }
+
 # Notebooks run under the grading budget in tests (course/budget.py).
-test: $(VENV)/.installed
+test: $(VENV)/.installed bubblewrap
 	COURSE_BUDGET=grading $(BIN)/pytest tests source --nbval-lax --nbval-current-env --durations=15
 
 # Trains every reference solution over several seeds; writes bench/RESULTS.md.

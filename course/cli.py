@@ -112,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         from course import demo
 
         print(demo.run(root, args.jobs))
+        off = demo.unexpected_scores(root)
+        if off:
+            print(f"\n{len(off)} sample submission(s) did not get their expected score (logs/ says why; a busy "
+                  "machine can push training cells past the cell time limit):", *off, sep="\n  ")
+            return 1
+        print("\nEvery sample submission got exactly its expected score.")
     return 0
 
 

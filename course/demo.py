@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from course import batch, leaderboard, pipeline
+import csv
+
+from course import batch, leaderboard, pipeline, submissions
 
 
 def run(root: Path, jobs: int = 2) -> str:
@@ -27,3 +29,20 @@ def run(root: Path, jobs: int = 2) -> str:
         if ranked:
             print(leaderboard.format_table(ranked, unmeasured), flush=True)
     return pipeline.format_grades(pipeline.export(root))
+
+
+def unexpected_scores(root: Path) -> list[str]:
+    """The sample submissions whose score in ``root/grades.csv`` differs from the one their YAML file
+    expects (tests/submissions/*.yml), one line each; empty when every sample got its score."""
+    with open(root / "grades.csv", newline="") as f:
+        scores = {(row["assignment"], row["student_id"]): row for row in csv.DictReader(f)}
+    lines = []
+    for spec_file in sorted((root / pipeline.SAMPLES_DIR).glob("*.yml")):
+        assignment = spec_file.stem
+        for spec in submissions.load_specs(spec_file):
+            row = scores.get((assignment, spec.student))
+            got = float(row["score"]) if row and row["timestamp"] else None
+            if got != spec.expected_score:
+                lines.append(f"{assignment} {spec.student}: expected {spec.expected_score:g}, "
+                             f"got {'no grade' if got is None else f'{got:g}'}")
+    return lines
