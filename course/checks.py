@@ -99,6 +99,59 @@ def measure(path: Path, dataset: str | None, standardize: Standardization | None
     return report
 
 
+# The settings that make two layers the same layer (names, seeds and dtypes aside).
+ARCHITECTURE_SETTINGS = ("units", "filters", "kernel_size", "strides", "padding", "activation", "use_bias", "rate",
+                         "pool_size", "momentum", "epsilon", "axis", "data_format", "factor", "height_factor",
+                         "width_factor", "mode")
+
+
+def architecture(model: Any) -> list[tuple[Any, ...]]:
+    """What a model is, layer by layer: class, output shape, parameter count and the settings in
+    :data:`ARCHITECTURE_SETTINGS`; an ``InputLayer`` counts only through the shapes it gives.
+
+    Two models with equal architectures differ only in their weights (and layer names): the
+    accuracy test of ``02_mnist_mlp`` compares the submitted model file with the student's own
+    build function this way, so a model from elsewhere earns nothing."""
+    import keras
+
+    described = [("input", tuple(model.input_shape))]
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        config = layer.get_config()
+        settings = tuple((key, json.dumps(config[key], sort_keys=True, default=str)) for key in ARCHITECTURE_SETTINGS
+                         if key in config)
+        described.append((type(layer).__name__, tuple(layer.output.shape), int(layer.count_params()), settings))
+    return described
+
+
+def submitted_report(path: Path, built: Any, dataset: str | None = None,
+                     standardize: Standardization | None = None) -> dict[str, Any] | None:
+    """Measure the model file a student submitted, as :func:`file_report` does, adding ``same_architecture``:
+    whether it holds the network ``built`` (the student's own build function's model) has. ``None`` when
+    there is no file Keras can load: the notebook then trained under the grading budget.
+    Introduced in ``02_mnist_mlp``."""
+    import keras
+
+    from course import wire
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        checked = path.read_bytes()
+        wire.check_keras_file(checked)
+        with tempfile.TemporaryDirectory(dir=wire.PRIVATE_TMP) as private:
+            copy = Path(private) / "model.keras"
+            copy.write_bytes(checked)
+            model = keras.saving.load_model(copy, compile=False, safe_mode=True)
+            report = file_report(copy, dataset, standardize)
+    except Exception:  # a file Keras cannot load counts as no file
+        return None
+    report["same_architecture"] = architecture(model) == architecture(built)
+    return report
+
+
 def cifar10_train_statistics() -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``pixels / 255`` over CIFAR-10's training split.
 

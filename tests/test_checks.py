@@ -76,3 +76,30 @@ def test_cifar10_training_split_statistics():
     # figures are (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616).
     assert np.allclose(mean, EXPECTED_CIFAR10_TRAIN_MEAN, atol=1e-6)
     assert np.allclose(std, EXPECTED_CIFAR10_TRAIN_STD, atol=1e-6)
+
+
+def _mlp(units: int, name: str | None = None) -> keras.Model:
+    return keras.Sequential([keras.Input((784,)), keras.layers.Dense(units, activation="relu", name=name),
+                             keras.layers.Dense(10, activation="softmax")])
+
+
+def test_architectures_compare_layers_and_settings_not_names_or_weights():
+    assert checks.architecture(_mlp(512)) == checks.architecture(_mlp(512, name="hidden"))
+    assert checks.architecture(_mlp(512)) != checks.architecture(_mlp(256))
+    relu6 = keras.Sequential([keras.Input((784,)), keras.layers.Dense(512, activation="relu6"),
+                              keras.layers.Dense(10, activation="softmax")])
+    assert checks.architecture(_mlp(512)) != checks.architecture(relu6)
+    assert checks.architecture(_mlp(512))[1] == (
+        "Dense", (None, 512), 401_920, (("units", "512"), ("activation", '"relu"'), ("use_bias", "true")))
+
+
+def test_a_submitted_file_is_measured_and_compared_with_the_students_own_network(tmp_path):
+    path = tmp_path / "02_mnist_mlp.keras"
+    _mlp(256).save(path)
+    report = checks.submitted_report(path, _mlp(256))
+    assert report == {"params": 203_530, "layers": ["Dense", "Dense"], "input_shape": [None, 784],
+                      "output_shape": [None, 10], "same_architecture": True}
+    assert checks.submitted_report(path, _mlp(512))["same_architecture"] is False
+    assert checks.submitted_report(tmp_path / "missing.keras", _mlp(512)) is None
+    path.write_text("not a model")
+    assert checks.submitted_report(path, _mlp(512)) is None

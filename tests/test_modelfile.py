@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -28,3 +32,25 @@ def test_a_corrupt_file_says_to_save_it_again(tmp_path):
     path.write_bytes(b"\x00" * 100)
     with pytest.raises(modelfile.ModelFileError, match=r"not a model file Keras can load .* model.save\('08_cifar_challenge.keras'\)"):
         modelfile.load(path)
+
+
+def test_a_model_saved_for_grading_has_its_weights_but_not_its_optimizer(tmp_path, capsys):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(np.ones((8, 4), np.float32), np.zeros(8), verbose=0)
+    path = modelfile.save(model, tmp_path / "02_mnist_mlp.keras")
+    assert "submit it together with this notebook" in capsys.readouterr().out
+    loaded = modelfile.load(path)
+    assert getattr(loaded, "optimizer", None) is None
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+        assert "optimizer" not in weights
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), model.get_weights()))
+
+
+def test_under_grading_a_missing_or_broken_file_means_training_and_says_why(tmp_path, capsys):
+    assert modelfile.submitted(tmp_path / "02_mnist_mlp.keras") is None
+    assert "Grading without your model file: No trained model file 02_mnist_mlp.keras" in capsys.readouterr().out
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(tmp_path / "02_mnist_mlp.keras")
+    assert modelfile.submitted(tmp_path / "02_mnist_mlp.keras").count_params() == 15
+    assert "Grading the model you trained and submitted (02_mnist_mlp.keras)" in capsys.readouterr().out
