@@ -104,6 +104,12 @@ def main() -> None:
               "| assignment | score | seconds of its worker |", "| --- | --- | --- |"]
     lines += [f"| {o.assignment} | {o.score:g}/{o.max_score:g} | {o.seconds:.0f} |" for o in outcomes]
     lines.append(f"| **all, wall clock** | | **{seconds:.0f}** |")
+    graded_files = sorted(ROOT.glob(f"{pipeline.SAMPLES_DIR}/*_reference.keras"))
+    lines += ["", "## Model files graded instead of retrained", "",
+              "The `correct` sample of these assignments submits its model file (trained with the full budget, no "
+              "optimizer state); the others retrain under the grading budget.", "",
+              "| assignment | file | MB |", "| --- | --- | --- |"]
+    lines += [f"| {p.name.removesuffix('_reference.keras')} | {p.name} | {p.stat().st_size / 1e6:.1f} |" for p in graded_files]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines += ["", f"Measured {datetime.date.today()} at commit {commit or 'unknown'}."]
     text = "\n".join(lines) + "\n"

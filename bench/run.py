@@ -22,6 +22,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,7 +75,10 @@ def run_notebook(assignment: str, budget: str, seed: int) -> list[dict]:
     notebook.cells.append(new_code_cell(report_code(assignment)))
     os.environ.update(COURSE_BUDGET=budget, COURSE_SEED=str(seed))
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    # In a folder of its own: a model file beside the source notebook would be loaded under the
+    # grading budget instead of training, and the full budget saves one.
+    with tempfile.TemporaryDirectory(prefix=f"bench-{assignment}-") as folder:
+        NotebookClient(notebook, timeout=3600, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
     wall = time.perf_counter() - start
     lines = [l for o in notebook.cells[-1].outputs if o.get("name") == "stdout" for l in o["text"].splitlines() if l.startswith("BENCH ")]
     return [{**json.loads(line[len("BENCH "):]), "wall_seconds": wall} for line in lines]

@@ -152,6 +152,35 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     return report
 
 
+def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: float, grading: float,
+                    standardize: Standardization | None = None) -> tuple[float, float, str]:
+    """The accuracy a hidden test grades, its threshold, and which model it was: ``(accuracy, threshold, what)``.
+
+    The submitted model file at ``path`` when Keras can load it: it must hold the network ``built`` (the
+    student's own build function's model) has, and meets the ``full`` budget's threshold. Otherwise the model
+    the notebook trained while grading, ``trained()``, which must be that network too, with the threshold of
+    the budget that ran (``grading``, or ``full`` when forced). A failed requirement is an ``AssertionError``
+    that says which. Introduced in ``02_mnist_mlp``; README, "Grading the model the student trained"."""
+    import keras
+
+    from course import budget
+
+    report = submitted_report(path, built, dataset, standardize)
+    if report is not None:
+        assert report["same_architecture"], f"the model file {Path(path).name} does not hold the network your build function builds"
+        threshold, what = full, f"the model file you submitted ({Path(path).name}, full budget)"
+    else:
+        model = trained()
+        assert isinstance(model, keras.Model), "model must be the trained Keras model"
+        assert architecture(model) == architecture(built), "the trained model is not the network your build function builds"
+        report = fresh_report(model, dataset, standardize)
+        name = budget.active_name()
+        threshold = {"full": full, "grading": grading}[name]
+        what = f"the model trained while grading ({name} budget; no usable model file)"
+    assert report["output_shape"] == [None, 10], "the model must output 10 probabilities per image"
+    return report["accuracy"], threshold, what
+
+
 def cifar10_train_statistics() -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``pixels / 255`` over CIFAR-10's training split.
 

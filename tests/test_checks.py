@@ -103,3 +103,21 @@ def test_a_submitted_file_is_measured_and_compared_with_the_students_own_network
     assert checks.submitted_report(tmp_path / "missing.keras", _mlp(512)) is None
     path.write_text("not a model")
     assert checks.submitted_report(path, _mlp(512)) is None
+
+
+@pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="needs the MNIST test set (COURSE_DATA_DIR)")
+def test_the_graded_accuracy_is_the_submitted_files_or_else_the_model_trained_while_grading(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_BUDGET", "grading")
+    path = tmp_path / "03_mnist_cnn.keras"
+    _always_one().save(path)
+    accuracy, threshold, what = checks.graded_accuracy(path, _always_one(), lambda: pytest.fail("not needed"),
+                                                       "mnist", full=0.98, grading=0.975)
+    assert (round(accuracy, 4), threshold) == (0.1135, 0.98) and what.startswith("the model file you submitted")
+    accuracy, threshold, what = checks.graded_accuracy(tmp_path / "missing.keras", _always_one(), _always_one,
+                                                       "mnist", full=0.98, grading=0.975)
+    assert (round(accuracy, 4), threshold) == (0.1135, 0.975) and "no usable model file" in what
+    wider = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, use_bias=False)])
+    with pytest.raises(AssertionError, match="does not hold the network your build function builds"):
+        checks.graded_accuracy(path, wider, _always_one, "mnist", full=0.98, grading=0.975)
+    with pytest.raises(AssertionError, match="not the network your build function builds"):
+        checks.graded_accuracy(tmp_path / "missing.keras", wider, _always_one, "mnist", full=0.98, grading=0.975)
