@@ -54,6 +54,14 @@ class StudentCodeError(Exception):
     """A function of the notebook raised an exception when the test called it."""
 
 
+def _student_error(name: str) -> type[StudentCodeError]:
+    """A :class:`StudentCodeError` named like the exception the student's code raised (``NotImplementedError``
+    for an untouched stub), so that the feedback reads as it would in the student's own notebook."""
+    if not name.isidentifier():
+        return StudentCodeError
+    return type(name, (StudentCodeError,), {"__module__": "notebook"})
+
+
 class KernelUnavailable(Exception):
     """The student's kernel did not answer: it timed out, died, or broke the grader's request."""
 
@@ -231,8 +239,8 @@ class Judge:
         try:
             if response.get("ok") is not True:
                 raised = response.get("raised") or {}
-                raise StudentCodeError(f"{function.__name__}() raised {str(raised.get('type'))[:100]}: "
-                                       f"{str(raised.get('message'))[:2000]}")
+                kind = str(raised.get("type"))[:100]
+                raise _student_error(kind)(f"{function.__name__}() raised {kind}: {str(raised.get('message'))[:2000]}")
             if "notdata" in response:
                 raise wire.NotData(f"{function.__name__}() returned {str(response['notdata'])[:500]}, which the grader cannot "
                                    "read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")

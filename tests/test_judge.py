@@ -151,7 +151,10 @@ def test_an_exception_in_the_students_function_fails_the_test(kernel):
         raise NotImplementedError()
 
     names["stub"] = stub
-    assert the_judge.run_cell("stub(1)")[-1]["evalue"] == "stub() raised NotImplementedError: "
+    error = the_judge.run_cell("stub(1)")[-1]
+    assert (error["ename"], error["evalue"]) == ("NotImplementedError", "stub() raised NotImplementedError: ")
+    names["stub"] = lambda x: (_ for _ in ()).throw(type("weird name", (Exception,), {})("odd"))
+    assert the_judge.run_cell("stub(1)")[-1]["ename"] == "StudentCodeError"
 
 
 def test_a_kernel_that_does_not_answer_fails_the_test(kernel):
