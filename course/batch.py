@@ -93,27 +93,63 @@ def _database(root: Path) -> str:
     return f"sqlite:///{root / 'gradebook.db'}"
 
 
-def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome: Outcome) -> None:
-    """Kill the processes under nbgrader (the kernel and its children) when together they hold more than the limit."""
+# The judge (course/judge.py) holds the values the tests read from the kernel; it has a
+# limit of its own, so that a notebook's own memory and the grader's copies of its
+# arrays do not add up against the student (06_normalization_optimizers: kernel 3.6 GB,
+# judge 2.5 GB).
+JUDGE_MEMORY_GIB = 4.0
+
+
+def _judge_pids(children: list[psutil.Process]) -> set[int]:
+    """The judge's processes (its sandbox and everything under it) among nbgrader's descendants."""
+    pids: set[int] = set()
+    for child in children:
+        try:
+            if "course.judge" in child.cmdline():
+                pids.add(child.pid)
+                pids.update(grandchild.pid for grandchild in child.children(recursive=True))
+        except psutil.Error:
+            pass
+    return pids
+
+
+def _resident(processes: list[psutil.Process]) -> int:
+    used = 0
+    for process in processes:
+        try:
+            used += process.memory_info().rss
+        except psutil.Error:
+            pass
+    return used
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome: Outcome,
+                  judge_limit_bytes: float = JUDGE_MEMORY_GIB * GIB) -> None:
+    """Kill the kernel's processes under nbgrader when together they hold more than ``limit_bytes``, and the
+    judge's when they hold more than ``judge_limit_bytes``."""
     try:
         parent = psutil.Process(process.pid)
         while process.poll() is None:
             children = parent.children(recursive=True)
-            used = 0
-            for child in children:
-                try:
-                    used += child.memory_info().rss
-                except psutil.Error:
-                    pass
-            if used > limit_bytes:
-                for child in children:
-                    try:
-                        child.kill()
-                    except psutil.Error:
-                        pass
-                message = f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit"
-                if message not in outcome.problems:  # dying processes may still count at the next look
-                    outcome.problems.append(message)
+            judges = _judge_pids(children)
+            for group, limit, message in (
+                    ([c for c in children if c.pid not in judges], limit_bytes,
+                     f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit"),
+                    ([c for c in children if c.pid in judges], judge_limit_bytes,
+                     f"the grader's checks stopped at their {judge_limit_bytes / GIB:g} GiB memory limit "
+                     "(the values the tests read from the notebook are too large)")):
+                if group and _resident(group) > limit:
+                    _kill(group)
+                    if message not in outcome.problems:  # dying processes may still count at the next look
+                        outcome.problems.append(message)
             time.sleep(0.2)
     except psutil.NoSuchProcess:
         pass

@@ -112,6 +112,22 @@ def test_memory_limit_kills_the_processes_under_nbgrader_not_nbgrader():
     assert outcome.problems == ["kernel killed at the 1 GiB memory limit"]
 
 
+def test_the_judge_has_a_memory_limit_of_its_own_and_does_not_count_against_the_kernel():
+    """Two children under one parent: a 'kernel' using 1.5 GiB and a 'judge' (its command names course.judge)
+    using 1.5 GiB; with a 2 GiB kernel limit and a 1 GiB judge limit only the judge is killed."""
+    hog = "import numpy, sys, time; block = numpy.ones(3 * 2**26); time.sleep(30); print('survived', flush=True)"
+    script = ("import subprocess, sys\n"
+              f"kernel = subprocess.Popen([sys.executable, '-c', {hog!r}])\n"
+              f"judge = subprocess.Popen([sys.executable, '-c', {hog!r}, 'course.judge'])\n"
+              "print(kernel.wait(), judge.wait())")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    outcome = batch.Outcome(ASSIGNMENT, "big", 0.0)
+    batch._watch_memory(parent, 2 * batch.GIB, outcome, judge_limit_bytes=1 * batch.GIB)
+    assert parent.stdout.read().splitlines() == ["survived", "0 -9"]
+    assert outcome.problems == ["the grader's checks stopped at their 1 GiB memory limit "
+                                "(the values the tests read from the notebook are too large)"]
+
+
 def test_zip_collect_moves_an_lms_download_into_submitted(tmp_path):
     root = _course(tmp_path, only=[])
     archive = root / "downloaded" / ASSIGNMENT / "archive"
