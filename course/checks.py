@@ -17,13 +17,14 @@ which saves starting a fresh Python for every check.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 TIMEOUT_SECONDS = 300
@@ -67,6 +68,21 @@ def file_report(path: Path, dataset: str | None = None, standardize: Standardiza
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def checked_copy(path: Path) -> Iterator[Path]:
+    """A private copy of the model file at ``path`` whose configuration names only Keras' own classes
+    (:func:`course.wire.check_keras_file`): what is loaded is the bytes checked, whatever happens to
+    ``path`` meanwhile. In the judge the copy lies where the student's kernel cannot reach."""
+    from course import wire
+
+    checked = Path(path).read_bytes()
+    wire.check_keras_file(checked)
+    with tempfile.TemporaryDirectory(dir=wire.PRIVATE_TMP) as private:
+        copy = Path(private) / "model.keras"
+        copy.write_bytes(checked)
+        yield copy
+
+
 def measure(path: Path, dataset: str | None, standardize: Standardization | None = None) -> dict[str, Any]:
     """Load the model file and the test set, and measure: runs in the fresh process."""
     import keras
@@ -74,13 +90,7 @@ def measure(path: Path, dataset: str | None, standardize: Standardization | None
 
     from course import data
 
-    from course import wire
-
-    checked = Path(path).read_bytes()
-    wire.check_keras_file(checked)  # names only Keras' own classes
-    with tempfile.TemporaryDirectory(dir=wire.PRIVATE_TMP) as private:  # load the bytes checked, not the path again
-        copy = Path(private) / "model.keras"
-        copy.write_bytes(checked)
+    with checked_copy(path) as copy:
         model = keras.saving.load_model(copy, compile=False, safe_mode=True)
     report: dict[str, Any] = {
         "params": int(model.count_params()),
@@ -133,17 +143,11 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     Introduced in ``02_mnist_mlp``."""
     import keras
 
-    from course import wire
-
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        checked = path.read_bytes()
-        wire.check_keras_file(checked)
-        with tempfile.TemporaryDirectory(dir=wire.PRIVATE_TMP) as private:
-            copy = Path(private) / "model.keras"
-            copy.write_bytes(checked)
+        with checked_copy(path) as copy:  # one copy for both: the file cannot change between them
             model = keras.saving.load_model(copy, compile=False, safe_mode=True)
             report = file_report(copy, dataset, standardize)
     except Exception:  # a file Keras cannot load counts as no file
