@@ -29,3 +29,24 @@ def test_environment_yml_installs_the_course_package():
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     pip_entries = [d for entry in environment if isinstance(entry, dict) for d in entry["pip"]]
     assert "-e ." in pip_entries
+
+
+def test_license_is_an_spdx_expression_with_its_file():
+    """PEP 639: `license` is an SPDX string (a TOML table is deprecated by setuptools,
+    which needs 77 or later for the string) and the LICENSE file ships with it."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]
+
+
+def test_installed_metadata_carries_the_license_expression():
+    from importlib.metadata import metadata
+
+    installed = metadata("cnn-course")
+    assert installed["License-Expression"] == "MIT", (
+        "the installed metadata predates the SPDX licence: reinstall (`make` does when pyproject.toml changes)"
+    )
+    assert "LICENSE" in (installed.get_all("License-File") or [])
