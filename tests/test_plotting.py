@@ -71,3 +71,15 @@ def test_history_without_the_metric_says_what_it_has():
 
     with pytest.raises(KeyError, match=r"'run' has no 'accuracy'; it has \['loss'\]"):
         plot_history({"run": {"loss": [1.0]}})
+
+
+def test_history_leaves_out_runs_that_did_not_happen():
+    import matplotlib.pyplot as plt
+
+    from course.plotting import plot_history
+
+    before = len(plt.get_fignums())
+    assert plot_history({"plain": None, "augmented": None}) is None
+    assert len(plt.get_fignums()) == before, "nothing to draw: no figure is opened"
+    fig = plot_history({"plain": None, "augmented": {"accuracy": [0.5], "loss": [1.0]}})
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["augmented training"]
