@@ -23,7 +23,16 @@ student's code
 - sees only an allowlisted environment (:data:`KEPT_ENVIRONMENT`), not the
   instructor's secrets;
 - cannot read bubblewrap's arguments (which name the hidden folders): they reach
-  bwrap through a pipe (``--args``), not its command line.
+  bwrap through a pipe (``--args``), not its command line;
+- runs under OS limits (:class:`OSLimits`, set by :func:`main` just before it
+  execs bwrap, so bwrap, the kernel or the judge and all they start inherit
+  them): no file over 1 GiB (a write past it fails in the student's cell with
+  ``OSError: [Errno 27] File too large``), no core dumps, and a backstop on the
+  number of tasks (see :class:`OSLimits` for why it is only a backstop).
+
+The other limits are ``course grade``'s watcher (course/batch.py): memory, with
+the sandbox's RAM-backed folders (:func:`tmpfs_folders`) counted in it, and the
+number of processes and threads.
 
 The judge (course/judge.py) runs in the same sandbox, without any network: it
 speaks to the grader through pipes.
@@ -48,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course
-from course import data
+from course import data, wire
 
 KERNEL_NAME = "course-sandbox"
 INSTALL_HINT = "bubblewrap is not installed: `sudo apt-get install bubblewrap` (Debian/Ubuntu), or grade with --no-sandbox"
@@ -112,6 +121,13 @@ def _connection_transport(connection_file: str | None) -> tuple[str, str | None]
     return "tcp", None
 
 
+def tmpfs_folders(hide: list[Path]) -> list[str]:
+    """The sandbox's writable folders that live in RAM (tmpfs): ``/tmp``, ``/dev`` (``--dev``; ``/dev/shm`` lies in
+    it), the empty home folder and the hidden folders. ``course grade`` counts what is written there in the
+    kernel's memory (course/batch.py): from outside, under ``/proc/<pid>/root``."""
+    return ["/tmp", "/dev", *(str(Path(folder).resolve()) for folder in [Path.home(), *hide])]
+
+
 def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: dict[str, str] | None = None) -> list[str]:
     """The ``bwrap`` command line that runs ``kernel`` in ``workdir`` with ``hide`` made empty.
 
@@ -147,16 +163,88 @@ def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: d
     return [*command, "--chdir", str(workdir), "--", *kernel]
 
 
+@dataclass(frozen=True)
+class OSLimits:
+    """The resource limits (``setrlimit``) the sandbox's processes run under; :func:`main` sets them.
+
+    Each can be changed on the launcher's command line (``--max-file-bytes=N``,
+    ``--task-headroom=N``), which the tests do to hit them quickly.
+    """
+
+    # RLIMIT_FSIZE: the largest file the student's code (or the judge) may write. A write past it
+    # fails with OSError EFBIG "File too large" in the student's cell (CPython ignores SIGXFSZ);
+    # the kernel lives on. The values a test reads cross to the judge as files of at most
+    # course.wire.MAX_FILE_BYTES (1 GiB), so the limit is that; model files are a few MiB.
+    max_file_bytes: int = wire.MAX_FILE_BYTES
+    # RLIMIT_CORE: a crashing kernel writes no core dump (its working folder is on disk).
+    max_core_bytes: int = 0
+    # RLIMIT_NPROC, a backstop only: the kernel counts it over every task (threads too) of the real
+    # uid on the whole machine, not per sandbox, and it does not apply to root at all (uid 0 is exempt
+    # in copy_process(), with or without capabilities: measured, 200 forks under a limit of 50 inside
+    # bwrap --cap-drop ALL). For another uid it is set to the tasks that uid has when the sandbox
+    # starts plus this headroom: far above what the watcher lets one kernel hold (course/batch.py kills
+    # a kernel past 256 processes or 4096 threads within 0.2 s), so that it only matters if the watcher
+    # is too slow for a fork bomb, and then it keeps the bomb from taking every pid of the machine
+    # (another student's kernel could briefly fail to start a thread, not every process on the machine).
+    task_headroom: int = 16384
+
+
+OS_LIMITS = OSLimits()
+
+
+def tasks_of(uid: int) -> int:
+    """How many tasks (threads included) processes of real uid ``uid`` have now, as RLIMIT_NPROC counts them."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            pass
+    return count
+
+
+def set_os_limits(limits: OSLimits = OS_LIMITS) -> None:
+    """Lower this process's rlimits to ``limits`` (never raise one); whatever it execs inherits them."""
+    import resource
+
+    def lower(which: int, value: int) -> None:
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    lower(resource.RLIMIT_FSIZE, limits.max_file_bytes)
+    lower(resource.RLIMIT_CORE, limits.max_core_bytes)
+    lower(resource.RLIMIT_NPROC, tasks_of(os.getuid()) + limits.task_headroom)
+
+
+USAGE = "usage: python -m course.sandbox [--hide=DIR ...] [--max-file-bytes=N] [--task-headroom=N] -- KERNEL COMMAND"
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m course.sandbox [--hide=DIR ...] -- KERNEL COMMAND``: replace this process with the sandbox."""
     argv = sys.argv[1:] if argv is None else argv
     if "--" not in argv:
-        raise SystemExit("usage: python -m course.sandbox [--hide=DIR ...] -- KERNEL COMMAND")
+        raise SystemExit(USAGE)
     split = argv.index("--")
-    hide = [Path(a.removeprefix("--hide=")) for a in argv[:split]]
+    hide, limits = [], {}
+    for option in argv[:split]:
+        name, _, value = option.partition("=")
+        if name == "--hide":
+            hide.append(Path(value))
+        elif name in ("--max-file-bytes", "--task-headroom") and value.isdigit():
+            limits[name[2:].replace("-", "_")] = int(value)
+        else:
+            raise SystemExit(USAGE)
     if not available():
         raise SystemExit(INSTALL_HINT)
     command = bwrap_command(argv[split + 1:], Path.cwd(), hide)
+    set_os_limits(OSLimits(**limits))
     # Through a pipe, not the command line: inside, /proc/1/cmdline is bwrap's, and its
     # arguments name the course folder and the workspaces it hides.
     split = command.index("--")

@@ -250,3 +250,38 @@ def test_copies_stop_at_the_size_and_count_limits_and_a_sparse_file_is_not_expan
     total = sandbox.Limits(max_total_bytes=2**20 + 1)
     assert sandbox.copy_files(tmp_path, "work", tmp_path / "again", patterns=("*.ipynb",), limits=total) == [
         "skipped work/d.ipynb: more than 1 MiB in all"]
+
+
+def test_the_launcher_sets_os_limits_that_the_sandboxed_code_inherits(tmp_path):
+    """A write past the file-size limit fails in the student's code (EFBIG: CPython ignores SIGXFSZ) and the
+    process lives on; no core dumps; the task backstop is the uid's tasks now plus the headroom."""
+    import subprocess
+
+    code = ("import resource\n"
+            "print(*(resource.getrlimit(getattr(resource, 'RLIMIT_' + n))[0] for n in ('FSIZE', 'CORE', 'NPROC')))\n"
+            "f = open('big.bin', 'wb')\n"
+            "try:\n    f.write(b'x' * 2**21)\n    f.flush()\nexcept OSError as error:\n    print(error.errno, error.strerror)\n"
+            "print('alive')")
+    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}",
+                "--max-file-bytes=1048576", "--task-headroom=100", "--"]
+    before = sandbox.tasks_of(os.getuid())
+    done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    limits, efbig, alive = done.stdout.splitlines()
+    file_bytes, core_bytes, tasks = map(int, limits.split())
+    assert (file_bytes, core_bytes) == (2**20, 0)
+    assert before + 100 - 20 <= tasks <= before + 100 + 20  # other tasks on this machine come and go
+    assert (efbig, alive) == ("27 File too large", "alive")
+    assert (tmp_path / "big.bin").stat().st_size == 2**20
+    assert sandbox.OS_LIMITS.max_file_bytes == sandbox.wire.MAX_FILE_BYTES  # what the judge reads still fits
+    refused = subprocess.run([sys.executable, "-I", "-m", "course.sandbox", "--max-file-bytes=lots", "--", "true"],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and refused.stderr.startswith("usage:")
+
+
+def test_the_ram_backed_folders_are_tmp_dev_home_and_the_hidden_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    assert sandbox.tmpfs_folders([tmp_path / "course"]) == ["/tmp", "/dev", str(tmp_path / "home"), str(tmp_path / "course")]
+    command = sandbox.bwrap_command(["python"], tmp_path, hide=[tmp_path / "course"], environ={})
+    mounted = [command[i + 1] for i, a in enumerate(command) if a in ("--tmpfs", "--dev")]
+    assert sorted(mounted) == sorted(sandbox.tmpfs_folders([tmp_path / "course"]))
