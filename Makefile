@@ -50,7 +50,7 @@ lab: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON_FOR_VENV) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[cpu,instructor,test]"
+	$(BIN)/python -m pip install --quiet -e ".[instructor,test]"
 	touch $@
 
 clean:

@@ -1,28 +1,40 @@
-"""environment.yml (conda) and pyproject.toml (pip) must list the same packages."""
+"""Packaging: pyproject.toml's metadata and extras, environment.yml beside it, and the
+student extra resolved for each platform students have (PyPI, dry runs)."""
 
+import json
 import re
+import subprocess
+import sys
 import tomllib
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+GRADING_AND_TEST_TOOLS = {"nbgrader", "pytest", "playwright", "nbval"}  # (psutil comes with ipykernel)
 
 
-def _requirement(text: str) -> tuple[str, str]:
-    name, spec = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", text).groups()
-    return re.sub(r"[-_.]+", "-", name).lower(), spec.replace(" ", "")
+def _key(text: str) -> tuple[str, str, str]:
+    requirement = Requirement(text)
+    return canonicalize_name(requirement.name), str(requirement.specifier), str(requirement.marker or "")
 
 
 def test_environment_yml_lists_what_pyproject_lists():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_side = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    pip_side = [*PROJECT["dependencies"], *(r for extra in PROJECT["optional-dependencies"].values() for r in extra)]
+    pip_side = [r for r in pip_side if canonicalize_name(Requirement(r).name) != "cnn-course"]  # `[student]` in `instructor`
     environment = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda_side = [d for d in environment if isinstance(d, str) and not d.startswith(("python", "pip"))]
-    conda_side += [d for entry in environment if isinstance(entry, dict) for d in entry["pip"] if not d.startswith("-e")]
     # conda writes `name=1.2` for an exact pin where pip writes `name==1.2`
-    conda = dict(_requirement(re.sub(r"(?<![=<>!])=(?!=)", "==", d)) for d in conda_side)
-    assert conda == dict(_requirement(r) for r in pip_side)
+    conda_side = [re.sub(r"(?<![=<>!])=(?!=)", "==", d) for d in conda_side]
+    conda_side += [d for entry in environment if isinstance(entry, dict) for d in entry["pip"] if not d.startswith("-e")]
+    assert sorted(map(_key, conda_side)) == sorted(map(_key, pip_side))
 
 
 def test_environment_yml_installs_the_course_package():
@@ -50,3 +62,101 @@ def test_installed_metadata_carries_the_license_expression():
         "the installed metadata predates the SPDX licence: reinstall (`make` does when pyproject.toml changes)"
     )
     assert "LICENSE" in (installed.get_all("License-File") or [])
+
+
+# Each platform: pip's `--platform` tags, its marker environment, and the TensorFlow
+# distribution the student extra must pick there. TensorFlow 2.21's Linux wheels are
+# manylinux_2_27, which a manylinux2014 (glibc 2.17) machine cannot take: the Linux
+# platforms here are glibc 2.28 (Debian 10, Ubuntu 20.04, RHEL 8 and later), and since
+# pip expands only the legacy manylinux2014 tag to older ones, every glibc tag is named.
+def _glibc(arch: str, newest: int = 28) -> list[str]:
+    return [f"manylinux_2_{minor}_{arch}" for minor in range(newest, 17, -1)] + [f"manylinux2014_{arch}"]
+
+
+PLATFORMS = {
+    "macos-arm64": (["macosx_12_0_arm64"], dict(sys_platform="darwin", platform_system="Darwin", platform_machine="arm64", os_name="posix"), "tensorflow"),
+    "linux-aarch64": (_glibc("aarch64"), dict(sys_platform="linux", platform_system="Linux", platform_machine="aarch64", os_name="posix"), "tensorflow"),
+    "linux-x86_64": (_glibc("x86_64"), dict(sys_platform="linux", platform_system="Linux", platform_machine="x86_64", os_name="posix"), "tensorflow-cpu"),
+    "windows-amd64": (["win_amd64"], dict(sys_platform="win32", platform_system="Windows", platform_machine="AMD64", os_name="nt"), "tensorflow"),
+}
+WHEEL_PLATFORM = {"macos-arm64": "macosx_12_0_arm64", "linux-aarch64": "manylinux_2_27_aarch64",
+                  "linux-x86_64": "manylinux_2_27_x86_64", "windows-amd64": "win_amd64"}
+TENSORFLOWS = {"tensorflow", "tensorflow-cpu"}
+
+
+def _requirements(extra: str, environment: dict) -> list[str]:
+    """The dependencies plus `extra` (and the extras it names of this project), with
+    markers evaluated for `environment`: pip evaluates markers for the machine it runs
+    on even under `--platform`, so the dry runs below get the list already evaluated."""
+    def evaluated(texts, extra=""):
+        for text in texts:
+            requirement = Requirement(text)
+            if requirement.marker and not requirement.marker.evaluate({**environment, "extra": extra}):
+                continue
+            if canonicalize_name(requirement.name) == "cnn-course":
+                for named in sorted(requirement.extras):
+                    yield from evaluated(PROJECT["optional-dependencies"][named], named)
+                continue
+            requirement.marker = None
+            yield str(requirement)
+
+    return [*evaluated(PROJECT["dependencies"]), *evaluated(PROJECT["optional-dependencies"][extra], extra)]
+
+
+def test_extras_student_instructor_test():
+    assert set(PROJECT["optional-dependencies"]) == {"student", "instructor", "test"}
+    for tag, (_, environment, tensorflow) in PLATFORMS.items():
+        environment = {**environment, "python_version": "3.11", "python_full_version": "3.11.0"}
+        student = {canonicalize_name(Requirement(r).name) for r in _requirements("student", environment)}
+        instructor = {canonicalize_name(Requirement(r).name) for r in _requirements("instructor", environment)}
+        assert student & TENSORFLOWS == {tensorflow}, tag
+        assert {"keras", "jupyterlab"} <= student and not student & GRADING_AND_TEST_TOOLS, tag
+        assert student < instructor and {"nbgrader", "psutil"} <= instructor, tag
+
+
+def _pypi_or_skip():
+    try:
+        urllib.request.urlopen("https://pypi.org/simple/tensorflow/", timeout=15).close()
+    except OSError as error:
+        pytest.skip(f"needs PyPI to resolve the student extra for other platforms; pypi.org unreachable: {error}")
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory):
+    """`pip install --dry-run --only-binary=:all: --platform TAG` of the student extra for
+    each platform, run side by side (about 15 s each, mostly waiting on PyPI):
+    {tag: (exit status, pip's output, {distribution: wheel file name})}."""
+    _pypi_or_skip()
+    folder = tmp_path_factory.mktemp("dry-runs")
+
+    def dry_run(tag, python="3.11"):
+        tags, environment, _ = PLATFORMS[tag]
+        environment = {**environment, "python_version": python, "python_full_version": f"{python}.0"}
+        report = folder / f"{tag}-{python}.json"
+        command = [
+            sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+            "--only-binary=:all:", *(f"--platform={t}" for t in tags), "--python-version", python,
+            "--target", str(folder / "target"), "--report", str(report),
+            *_requirements("student", environment),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        wheels = {}
+        if done.returncode == 0:
+            for item in json.loads(report.read_text())["install"]:
+                wheels[canonicalize_name(item["metadata"]["name"])] = item["download_info"]["url"].rsplit("/", 1)[-1]
+        return done.returncode, done.stdout + done.stderr, wheels
+
+    with ThreadPoolExecutor(len(PLATFORMS)) as pool:
+        return dict(zip(PLATFORMS, pool.map(dry_run, PLATFORMS)))
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("tag", list(PLATFORMS))
+def test_student_extra_resolves_on(tag, dry_runs):
+    returncode, output, wheels = dry_runs[tag]
+    assert returncode == 0, output[-3000:]
+    tensorflow = PLATFORMS[tag][2]
+    assert wheels.keys() & TENSORFLOWS == {tensorflow}
+    assert re.fullmatch(rf"{tensorflow.replace('-', '_')}-2\.21\.\d+-cp311-cp311-{WHEEL_PLATFORM[tag]}\.whl", wheels[tensorflow]), wheels[tensorflow]
+    assert wheels["keras"].startswith("keras-3.") and "jupyterlab" in wheels
+    assert not wheels.keys() & GRADING_AND_TEST_TOOLS, "the student extra pulls grading or test tools"
