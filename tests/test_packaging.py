@@ -114,6 +114,15 @@ def test_extras_student_instructor_test():
         assert student < instructor and {"nbgrader", "psutil"} <= instructor, tag
 
 
+def test_requires_python_is_what_the_pins_support():
+    """Keras 3.15 and nbgrader 0.9.6 need Python 3.11 (so does `tomllib` in course/colab.py);
+    TensorFlow 2.21 has wheels for 3.10-3.13. No upper bound: Colab installs the helpers
+    next to whatever TensorFlow and Python it ships; the extras' pins refuse a Python
+    TensorFlow 2.21 has no wheel for (pip: no matching distribution for tensorflow)."""
+    supported = SpecifierSet(PROJECT["requires-python"])
+    assert [v for v in ("3.10", "3.11", "3.12", "3.13") if v in supported] == ["3.11", "3.12", "3.13"]
+
+
 def _pypi_or_skip():
     try:
         urllib.request.urlopen("https://pypi.org/simple/tensorflow/", timeout=15).close()
@@ -121,15 +130,21 @@ def _pypi_or_skip():
         pytest.skip(f"needs PyPI to resolve the student extra for other platforms; pypi.org unreachable: {error}")
 
 
+# Python 3.11 everywhere, and the newest Python requires-python admits that TensorFlow
+# 2.21 has wheels for.
+DRY_RUNS = [(tag, "3.11") for tag in PLATFORMS] + [("linux-x86_64", "3.13")]
+
+
 @pytest.fixture(scope="module")
 def dry_runs(tmp_path_factory):
     """`pip install --dry-run --only-binary=:all: --platform TAG` of the student extra for
     each platform, run side by side (about 15 s each, mostly waiting on PyPI):
-    {tag: (exit status, pip's output, {distribution: wheel file name})}."""
+    {(tag, Python): (exit status, pip's output, {distribution: wheel file name})}."""
     _pypi_or_skip()
     folder = tmp_path_factory.mktemp("dry-runs")
 
-    def dry_run(tag, python="3.11"):
+    def dry_run(run):
+        tag, python = run
         tags, environment, _ = PLATFORMS[tag]
         environment = {**environment, "python_version": python, "python_full_version": f"{python}.0"}
         report = folder / f"{tag}-{python}.json"
@@ -146,17 +161,17 @@ def dry_runs(tmp_path_factory):
                 wheels[canonicalize_name(item["metadata"]["name"])] = item["download_info"]["url"].rsplit("/", 1)[-1]
         return done.returncode, done.stdout + done.stderr, wheels
 
-    with ThreadPoolExecutor(len(PLATFORMS)) as pool:
-        return dict(zip(PLATFORMS, pool.map(dry_run, PLATFORMS)))
+    with ThreadPoolExecutor(len(DRY_RUNS)) as pool:
+        return dict(zip(DRY_RUNS, pool.map(dry_run, DRY_RUNS)))
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("tag", list(PLATFORMS))
-def test_student_extra_resolves_on(tag, dry_runs):
-    returncode, output, wheels = dry_runs[tag]
+@pytest.mark.parametrize("tag, python", DRY_RUNS)
+def test_student_extra_resolves_on(tag, python, dry_runs):
+    returncode, output, wheels = dry_runs[tag, python]
     assert returncode == 0, output[-3000:]
     tensorflow = PLATFORMS[tag][2]
     assert wheels.keys() & TENSORFLOWS == {tensorflow}
-    assert re.fullmatch(rf"{tensorflow.replace('-', '_')}-2\.21\.\d+-cp311-cp311-{WHEEL_PLATFORM[tag]}\.whl", wheels[tensorflow]), wheels[tensorflow]
+    assert re.fullmatch(rf"{tensorflow.replace('-', '_')}-2\.21\.\d+-cp{python.replace('.', '')}-cp{python.replace('.', '')}-{WHEEL_PLATFORM[tag]}\.whl", wheels[tensorflow]), wheels[tensorflow]
     assert wheels["keras"].startswith("keras-3.") and "jupyterlab" in wheels
     assert not wheels.keys() & GRADING_AND_TEST_TOOLS, "the student extra pulls grading or test tools"
