@@ -16,7 +16,20 @@ Each submission is bounded and isolated:
   that swallows the interrupt has its kernel killed (course/grading.py);
 - a kernel whose processes together hold more than the memory limit is
   killed: its cells from there on fail, the earlier ones keep their points
-  (course/grading.py);
+  (course/grading.py). Files written in the sandbox's in-memory folders
+  (``/tmp``, ``/dev/shm``, the empty home folder) count in that memory;
+- a kernel with more than :data:`MAX_PROCESSES` processes, or
+  :data:`MAX_THREADS` threads, is killed the same way (a fork bomb ends in
+  well under a second: killing its sandbox's first process ends its PID
+  namespace);
+- the OS limits of course/sandbox.py hold inside the sandbox: a file past
+  1 GiB cannot be written (``OSError: File too large`` in the student's cell),
+  no core dumps;
+- the kernel's outputs are capped where nbgrader keeps them: a message over
+  32 MiB is dropped, a cell's outputs past 16 MiB and a notebook's past 64 MiB
+  are cut (course/grading.py); nbgrader's own process past
+  :data:`GRADER_MEMORY_GIB` is killed as a last resort, and the submission is
+  not graded;
 - a submission past its wall-clock limit is killed and graded 0.
 
 The reason for any of these is in the submission's line of the report.
@@ -98,6 +111,18 @@ def _database(root: Path) -> str:
 # arrays do not add up against the student (06_normalization_optimizers: kernel 3.6 GB,
 # judge 2.5 GB).
 JUDGE_MEMORY_GIB = 4.0
+# A kernel whose processes (not threads) pass this many is killed: a fork bomb ends within
+# a look or two (0.2 s each), and the sandbox's PID namespace takes everything in it down
+# with its first process. Threads are counted apart: TensorFlow starts dozens, hundreds on a
+# machine with many cores, in one process.
+MAX_PROCESSES = 256
+MAX_THREADS = 4096
+# nbgrader's own process (outside the sandbox) keeps every output the kernel sends until the
+# notebook is written. Those are capped (course/grading.py: per message, cell and notebook);
+# this is the backstop. Past it the submission is not graded.
+GRADER_MEMORY_GIB = 3.0
+# A kill's problem line says that files count when they were at least this much of it.
+TMPFS_MENTIONED_BYTES = 2**27
 
 
 def _judge_pids(children: list[psutil.Process]) -> set[int]:
@@ -123,6 +148,51 @@ def _resident(processes: list[psutil.Process]) -> int:
     return used
 
 
+def _threads(processes: list[psutil.Process]) -> int:
+    count = 0
+    for process in processes:
+        try:
+            count += process.num_threads()
+        except psutil.Error:
+            pass
+    return count
+
+
+def _tmpfs_bytes(processes: list[psutil.Process], folders: list[str]) -> int:
+    """Bytes held by the RAM-backed file systems mounted at ``folders`` inside these processes' sandboxes.
+
+    Seen from outside through ``/proc/<pid>/root``, once per mount namespace and once
+    per file system (a folder whose file system is the one it has outside the sandbox
+    is not the sandbox's: not counted). What cannot be read is skipped."""
+    try:
+        own = os.readlink("/proc/self/ns/mnt")
+    except OSError:
+        return 0
+    namespaces: set[str] = set()
+    devices: set[int] = set()
+    used = 0
+    for process in processes:
+        try:
+            namespace = os.readlink(f"/proc/{process.pid}/ns/mnt")
+        except OSError:
+            continue
+        if namespace == own or namespace in namespaces:
+            continue
+        namespaces.add(namespace)
+        for folder in folders:
+            inside = f"/proc/{process.pid}/root{folder}"
+            try:
+                device = os.stat(inside).st_dev
+                if device in devices or (os.path.exists(folder) and os.stat(folder).st_dev == device):
+                    continue
+                status = os.statvfs(inside)
+            except OSError:
+                continue
+            devices.add(device)
+            used += (status.f_blocks - status.f_bfree) * status.f_frsize
+    return used
+
+
 def _kill(processes: list[psutil.Process]) -> None:
     for process in processes:
         try:
@@ -131,25 +201,63 @@ def _kill(processes: list[psutil.Process]) -> None:
             pass
 
 
+def _problem(outcome: Outcome, message: str) -> None:
+    if not any(p.startswith(message.split(" (")[0]) for p in outcome.problems):  # dying processes may count again
+        outcome.problems.append(message)
+
+
+def _memory_line(what: str, limit_bytes: float, tmpfs: int) -> str:
+    line = f"{what} {limit_bytes / GIB:g} GiB memory limit"
+    if tmpfs >= TMPFS_MENTIONED_BYTES:
+        line += f" (files written to /tmp and the other in-memory folders count in it: {tmpfs / GIB:.1f} GiB of them)"
+    return line
+
+
 def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome: Outcome,
-                  judge_limit_bytes: float = JUDGE_MEMORY_GIB * GIB) -> None:
-    """Kill the kernel's processes under nbgrader when together they hold more than ``limit_bytes``, and the
-    judge's when they hold more than ``judge_limit_bytes``."""
+                  judge_limit_bytes: float = JUDGE_MEMORY_GIB * GIB, tmpfs: list[str] | None = None,
+                  max_processes: int = MAX_PROCESSES, max_threads: int = MAX_THREADS,
+                  grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB) -> None:
+    """Watch the processes under nbgrader, every 0.2 s, until nbgrader ends.
+
+    The kernel's processes are killed when together they hold more than ``limit_bytes``
+    (their resident memory plus what their sandbox's in-memory folders ``tmpfs`` hold,
+    see :func:`course.sandbox.tmpfs_folders`), or when they are more than
+    ``max_processes`` processes or ``max_threads`` threads; the judge's when they hold
+    more than ``judge_limit_bytes``. nbgrader itself, and all under it, is killed when
+    its own process holds more than ``grader_limit_bytes``: the submission is then not
+    graded. Each kill is a line in ``outcome.problems``."""
+    folders = tmpfs or []
     try:
         parent = psutil.Process(process.pid)
         while process.poll() is None:
             children = parent.children(recursive=True)
             judges = _judge_pids(children)
-            for group, limit, message in (
-                    ([c for c in children if c.pid not in judges], limit_bytes,
-                     f"kernel killed at the {limit_bytes / GIB:g} GiB memory limit"),
-                    ([c for c in children if c.pid in judges], judge_limit_bytes,
-                     f"the grader's checks stopped at their {judge_limit_bytes / GIB:g} GiB memory limit "
-                     "(the values the tests read from the notebook are too large)")):
-                if group and _resident(group) > limit:
+            kernel = [c for c in children if c.pid not in judges]
+            judge = [c for c in children if c.pid in judges]
+            if len(kernel) > max_processes:
+                _kill(kernel)
+                _problem(outcome, f"kernel killed: more than {max_processes} processes")
+                kernel = []
+            elif _threads(kernel) > max_threads:
+                _kill(kernel)
+                _problem(outcome, f"kernel killed: more than {max_threads} threads")
+                kernel = []
+            for group, limit, what, after in (
+                    (kernel, limit_bytes, "kernel killed at the", ""),
+                    (judge, judge_limit_bytes, "the grader's checks stopped at their",
+                     " (the values the tests read from the notebook are too large)")):
+                if not group:
+                    continue
+                resident = _resident(group)
+                files = _tmpfs_bytes(group, folders) if resident <= limit else 0
+                if resident + files > limit:
                     _kill(group)
-                    if message not in outcome.problems:  # dying processes may still count at the next look
-                        outcome.problems.append(message)
+                    _problem(outcome, _memory_line(what, limit, files) + after)
+            if _resident([parent]) > grader_limit_bytes:
+                _kill([parent, *children])
+                outcome.graded = False
+                _problem(outcome, f"not graded: the grader's own process passed its {grader_limit_bytes / GIB:g} GiB "
+                                  "memory limit (the notebook's outputs are too large)")
             time.sleep(0.2)
     except psutil.NoSuchProcess:
         pass
@@ -281,7 +389,9 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
             if runtime is not None:
                 shutil.rmtree(runtime, ignore_errors=True)
             return outcome
-        watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome), daemon=True)
+        tmpfs = sandbox.tmpfs_folders([root, workdir]) if sandboxed else []
+        watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome),
+                                    kwargs={"tmpfs": tmpfs}, daemon=True)
         watchdog.start()
         try:
             process.wait(timeout=wall_seconds)

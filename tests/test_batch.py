@@ -128,6 +128,69 @@ def test_the_judge_has_a_memory_limit_of_its_own_and_does_not_count_against_the_
                                 "(the values the tests read from the notebook are too large)"]
 
 
+def _sandboxed(tmp_path: Path, code: str, then: str = "") -> subprocess.Popen[str]:
+    """A parent (standing for nbgrader) that runs ``code`` in the sandbox, as a kernel, then prints 'parent lives'."""
+    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", "--", sys.executable, "-c"]
+    script = f"import subprocess\nsubprocess.run({launcher + [code]!r})\n{then}print('parent lives', flush=True)"
+    return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_fork_bomb_is_killed_with_everything_in_its_sandbox(tmp_path):
+    bomb = ("import os, time\n"
+            "for _ in range(2000):\n"
+            "    if os.fork() == 0:\n"
+            "        time.sleep(120)\n"
+            "        os._exit(0)\n"
+            "time.sleep(120)")
+    parent = _sandboxed(tmp_path, bomb)
+    outcome = batch.Outcome(ASSIGNMENT, "bomb", 0.0)
+    started = time.monotonic()
+    batch._watch_memory(parent, 4 * batch.GIB, outcome, max_processes=50)
+    assert parent.stdout.read() == "parent lives\n"
+    assert time.monotonic() - started < 30
+    assert outcome.problems == ["kernel killed: more than 50 processes"]
+    left = [p for p in psutil.process_iter(["cwd"]) if p.info["cwd"] == str(tmp_path)]
+    assert left == []
+
+
+def test_threads_have_a_limit_of_their_own(tmp_path):
+    threads = "import threading, time\nfor _ in range(300):\n    threading.Thread(target=time.sleep, args=(120,)).start()"
+    parent = _sandboxed(tmp_path, threads)
+    outcome = batch.Outcome(ASSIGNMENT, "threads", 0.0)
+    batch._watch_memory(parent, 4 * batch.GIB, outcome, max_processes=50, max_threads=200)
+    assert parent.stdout.read() == "parent lives\n"
+    assert outcome.problems == ["kernel killed: more than 200 threads"]
+
+
+def test_files_in_the_sandboxes_in_memory_folders_count_against_its_memory_limit(tmp_path):
+    """192 MiB in /tmp and 192 MiB in /dev/shm (two tmpfs, both counted) with a 0.25 GiB limit: killed, though the
+    process itself holds a few MiB. Outside a sandbox, /tmp is not the kernel's: nothing counted."""
+    fill = ("import sys, time\n"
+            "for path in ('/tmp/a', '/dev/shm/b'):\n"
+            "    with open(path, 'wb') as f:\n"
+            "        for _ in range(3):\n"
+            "            f.write(bytes(2**26))\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)")
+    parent = _sandboxed(tmp_path, fill)
+    assert parent.stdout.readline() == "ready\n"
+    outcome = batch.Outcome(ASSIGNMENT, "fills_tmp", 0.0)
+    batch._watch_memory(parent, 0.25 * batch.GIB, outcome, tmpfs=sandbox.tmpfs_folders([tmp_path / "course"]))
+    assert parent.stdout.read() == "parent lives\n"
+    assert outcome.problems == ["kernel killed at the 0.25 GiB memory limit (files written to /tmp and the other "
+                                "in-memory folders count in it: 0.4 GiB of them)"]
+    assert batch._tmpfs_bytes([psutil.Process()], ["/tmp", "/dev"]) == 0
+
+
+def test_the_graders_own_process_has_a_memory_limit_and_past_it_the_submission_is_not_graded():
+    grader = subprocess.Popen([sys.executable, "-c", "import time; block = bytearray(2**29); time.sleep(60)"])
+    outcome = batch.Outcome(ASSIGNMENT, "prints", 0.0)
+    batch._watch_memory(grader, 4 * batch.GIB, outcome, grader_limit_bytes=0.25 * batch.GIB)
+    assert grader.wait() == -signal.SIGKILL and not outcome.graded
+    assert outcome.problems == ["not graded: the grader's own process passed its 0.25 GiB memory limit "
+                                "(the notebook's outputs are too large)"]
+
+
 def test_zip_collect_moves_an_lms_download_into_submitted(tmp_path):
     root = _course(tmp_path, only=[])
     archive = root / "downloaded" / ASSIGNMENT / "archive"
