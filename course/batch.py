@@ -26,7 +26,7 @@ Each submission is bounded and isolated:
   1 GiB cannot be written (``OSError: File too large`` in the student's cell),
   no core dumps;
 - the kernel's outputs are capped where nbgrader keeps them: a message over
-  32 MiB is dropped, a cell's outputs past 16 MiB and a notebook's past 64 MiB
+  8 MiB is dropped, a cell's outputs past 16 MiB and a notebook's past 64 MiB
   are cut (course/grading.py); nbgrader's own process past
   :data:`GRADER_MEMORY_GIB` is killed as a last resort, and the submission is
   not graded;
@@ -282,6 +282,12 @@ def problems_in_log(log: str) -> list[str]:
     deaths = log.count("The kernel died in cell") - kills
     if deaths:
         problems.append(f"the kernel died {deaths} time(s)")
+    cut = set(re.findall(r"Output of cell (\d+) cut at", log))
+    if cut:
+        problems.append(f"the output of {len(cut)} cell(s) was cut at the output size limits")
+    lost = re.findall(r"Output of cell (\d+) lost: a message over ([\d.]+ MiB)", log)
+    if lost:
+        problems.append(f"the output of {len({cell for cell, _ in lost})} cell(s) was lost (a message over {lost[0][1]})")
     return problems
 
 

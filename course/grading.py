@@ -14,6 +14,15 @@ waiting for IOPub output", 0 for every exercise. Here a cell still running
 ``interrupt_grace`` seconds after its interrupt has its kernel killed, and
 counts as a crash.
 
+The kernel's outputs are kept in nbgrader's own process, outside the sandbox, until
+the notebook is written: a 400 MB print grew it by as much, outside every limit.
+:class:`CrashTolerantExecute` caps them. Its kernel client's sockets refuse a
+message over ``max_message_bytes`` (ZMQ_MAXMSGSIZE: the message is never read
+into memory; ZeroMQ then drops that connection, and the client connects its
+output channel again); a cell's outputs past ``max_cell_output_bytes`` and a
+notebook's past ``max_output_bytes`` are dropped. Either way the cell gets one
+line saying so, and its grading goes on.
+
 It also abandons a submission holding a copied cell (its ``grade_id`` twice)
 once deleted test cells are put back (``OverwriteCells.add_missing_cells``):
 :class:`DeduplicateGradeIds` fixes that; a pasted cell whose ``grade_id`` the
@@ -41,30 +50,123 @@ from pathlib import Path
 from queue import Empty
 from typing import Any
 
+import zmq
+import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
-from traitlets import Bool, Float
+from traitlets import Bool, Float, Integer
 
 from course import judge as judge_module
 
 KERNEL_DIED = "The kernel died while running this cell (a crash, os._exit, or too much memory)."
+MIB = 2**20
+# The kernel messages that become outputs, or state nbclient keeps (widgets): what the output caps count.
+KEPT_MESSAGES = ("stream", "display_data", "execute_result", "error", "update_display_data")
+
+
+class CappedKernelClient(AsyncKernelClient):
+    """jupyter_client's kernel client whose sockets refuse a message over ``max_message_bytes`` (ZMQ_MAXMSGSIZE).
+
+    ZeroMQ checks a message's size from its header, before it holds the message:
+    a larger one never reaches this process's memory. It then closes that connection
+    for good (a protocol error), losing what the kernel sends after it:
+    :class:`CrashTolerantExecute` connects the output channel again."""
+
+    max_message_bytes = 8 * MIB
+    # Messages ZeroMQ holds for this process before it reads them (ZMQ_RCVHWM; 1000 by default): a
+    # kernel printing faster than nbclient reads filled 1000 x 1 MiB. The kernel drops what does not
+    # fit (its PUB socket never waits): at most max_message_bytes x queued_messages held.
+    queued_messages = 32
+
+    def _context_default(self) -> zmq.asyncio.Context:
+        self._created_context = True
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        context.setsockopt(zmq.RCVHWM, self.queued_messages)
+        return context
+
+
+def _size(value: Any, depth: int = 0) -> int:
+    """About how many bytes a decoded message's content takes: the lengths of its strings, keys included."""
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return len(value)
+    if depth > 64:
+        return 0
+    if isinstance(value, dict):
+        return sum(len(str(k)) + _size(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_size(v, depth + 1) for v in value) + len(value)
+    return 8
 
 
 class CrashTolerantExecute(Execute):
-    """nbgrader's ``Execute``, except that a dead kernel fails the cells from the crash on, not the submission."""
+    """nbgrader's ``Execute``, except that a dead kernel fails the cells from the crash on, not the submission,
+    and that the outputs kept from the kernel are capped."""
 
     interrupt_grace = Float(
         30.0, help="Seconds a cell past the time limit has to stop after its interrupt before the kernel is killed.",
     ).tag(config=True)
+    max_message_bytes = Integer(
+        8 * MIB, help="The largest message read from the kernel; a larger one is dropped, unread.",
+    ).tag(config=True)
+    max_cell_output_bytes = Integer(
+        16 * MIB, help="Outputs kept for one cell; past it, the cell's outputs are cut.",
+    ).tag(config=True)
+    max_output_bytes = Integer(
+        64 * MIB, help="Outputs kept for the whole notebook; past it, every cell's outputs are cut.",
+    ).tag(config=True)
+    # nbgrader raises, and abandons the notebook, when a cell's outputs stop before the kernel says it is idle:
+    # that is what a dropped message (max_message_bytes) does. Here the cell keeps what arrived and says so.
+    raise_on_iopub_timeout = Bool(False).tag(config=True)
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._crashed_at: int | None = None
         self._killed_message: str | None = None
+        self._output_bytes = 0
+        self._cell_bytes = 0
+        self._cut = False
+        self._idle = True
         return super().preprocess(nb, resources, km)
+
+    def create_kernel_manager(self) -> Any:
+        km = super().create_kernel_manager()
+        km.client_factory = type("CappedKernelClient", (CappedKernelClient,),
+                                 {"max_message_bytes": self.max_message_bytes})
+        return km
+
+    def process_message(self, msg: dict[str, Any], cell: NotebookNode, cell_index: int) -> NotebookNode | None:
+        kind = msg["msg_type"]
+        content = msg.get("content") or {}
+        if kind == "status" and content.get("execution_state") == "idle":
+            self._idle = True
+        elif kind == "clear_output":  # what was cleared is no longer kept
+            self._output_bytes -= self._cell_bytes
+            self._cell_bytes, self._cut = 0, False
+        elif kind in KEPT_MESSAGES or kind.startswith("comm_"):
+            if self._cut:
+                return None
+            size = _size(content) + sum(len(b) for b in msg.get("buffers") or [])
+            if kind == "update_display_data":  # it replaces every output shown with that id, in every cell
+                display = (content.get("transient") or {}).get("display_id")
+                size *= max(1, sum(len(i) for i in self._display_id_map.get(display, {}).values()))
+            if self._cell_bytes + size > self.max_cell_output_bytes or self._output_bytes + size > self.max_output_bytes:
+                if not self._cut:
+                    self._cut = True
+                    limit = (f"{self.max_cell_output_bytes / MIB:g} MiB in this cell"
+                             if self._cell_bytes + size > self.max_cell_output_bytes
+                             else f"{self.max_output_bytes / MIB:g} MiB in the notebook")
+                    self.log.warning("Output of cell %d cut at %s.", cell_index, limit)
+                    cell.outputs.append(NotebookNode(output_type="stream", name="stderr",
+                                                     text=f"[output truncated: more than {limit}]\n"))
+                return None
+            self._cell_bytes += size
+            self._output_bytes += size
+        return super().process_message(msg, cell, cell_index)
 
     async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> dict[str, Any] | None:
         # nbgrader interrupts the kernel and hands nbclient a "CellTimeoutError" reply at once;
@@ -84,8 +186,12 @@ class CrashTolerantExecute(Execute):
         if cell.cell_type != "code":
             return cell, resources
         if self._crashed_at is None:
+            self._cell_bytes, self._cut, self._idle = 0, False, False
             try:
-                return super().preprocess_cell(cell, resources, index)
+                cell, resources = super().preprocess_cell(cell, resources, index)
+                if not self._idle:  # the kernel said it was done, its outputs did not: a message was dropped
+                    self._lost_output(cell, index)
+                return cell, resources
             except DeadKernelError:
                 self._crashed_at = index
                 self.log.warning("The kernel died in cell %d; that cell and the ones after it fail.", index)
@@ -94,6 +200,34 @@ class CrashTolerantExecute(Execute):
             message = f"Not run: the kernel died in an earlier cell (cell {self._crashed_at})."
         cell.outputs.append(NotebookNode(output_type="error", ename="KernelDied", evalue=message, traceback=[f"KernelDied: {message}"]))
         return cell, self.resources
+
+
+    def _lost_output(self, cell: NotebookNode, index: int) -> None:
+        """Say that part of this cell's output was lost, and connect the output channel again."""
+        self.log.warning("Output of cell %d lost: a message over %g MiB, or output after the cell ended.", index,
+                         self.max_message_bytes / MIB)
+        cell.outputs.append(NotebookNode(
+            output_type="stream", name="stderr",
+            text=f"[output lost: a message over {self.max_message_bytes / MIB:g} MiB, or output after the cell ended]\n"))
+        run_sync(self._async_reconnect_iopub)()
+
+    async def _async_reconnect_iopub(self, timeout: float = 30.0) -> None:
+        """A new output channel, once it receives: the kernel's status for a request sent after it connected."""
+        kc = self.kc
+        kc.iopub_channel.close()
+        kc._iopub_channel = None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg_id = kc.kernel_info()
+            until = time.monotonic() + 1.0
+            while (left := until - time.monotonic()) > 0:
+                try:
+                    message = await ensure_async(kc.iopub_channel.get_msg(timeout=left))
+                except Empty:
+                    break
+                if message.get("parent_header", {}).get("msg_id") == msg_id:
+                    return
+        self.log.error("The kernel's output channel did not come back within %g s.", timeout)
 
 
 class DeduplicateGradeIds(DeduplicateIds):

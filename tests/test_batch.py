@@ -241,6 +241,11 @@ def test_problems_in_the_log_are_cell_timeouts_and_kernel_deaths():
                  "[AutogradeApp | WARNING] The kernel died in cell 9; that cell and the ones after it fail.\n")
     assert batch.problems_in_log(swallowed) == ["1 cell(s) stopped at the 60 s cell time limit",
                                                 "a cell ignored its interrupt: kernel killed"]
+    outputs = ("[AutogradeApp | WARNING] Output of cell 4 cut at 16 MiB in this cell.\n"
+               "[AutogradeApp | WARNING] Output of cell 9 cut at 64 MiB in the notebook.\n"
+               "[AutogradeApp | WARNING] Output of cell 7 lost: a message over 8 MiB, or output after the cell ended.\n")
+    assert batch.problems_in_log(outputs) == ["the output of 2 cell(s) was cut at the output size limits",
+                                              "the output of 1 cell(s) was lost (a message over 8 MiB)"]
 
 
 def test_progress_bar():

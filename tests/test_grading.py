@@ -48,6 +48,35 @@ def test_a_cell_that_ignores_the_interrupt_has_its_kernel_killed_and_counts_as_a
     nbformat.validate(executed)
 
 
+def test_outputs_kept_from_the_kernel_are_capped_per_message_cell_and_notebook_and_grading_goes_on():
+    """Caps of 1 MiB a message, 256 KiB a cell, 512 KiB the notebook (course grade: 8, 16 and 64 MiB). A message over
+    the cap is never read: that cell says its output was lost, its error still counts (the kernel's reply carries
+    it), and the cells after it show their outputs again."""
+    notebook = new_notebook(cells=[
+        new_code_cell("print('before')"),
+        new_code_cell("print('x' * 2 * 2**20)\nraise ValueError('still graded')"),
+        new_code_cell("print('after')"),
+        new_code_cell("for _ in range(100):\n    print('y' * 2**14, flush=True)"),
+        new_code_cell("print('z' * 200_000)"),
+        new_code_cell("print('z' * 200_000)"),
+        new_code_cell("print('last')"),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executor = CrashTolerantExecute(timeout=60, max_message_bytes=2**20, max_cell_output_bytes=2**18,
+                                    max_output_bytes=2**19)
+    executed, _ = executor.preprocess(notebook, {"metadata": {"path": "."}})
+    before, lost, after, many, big, past, last = [cell.outputs for cell in executed.cells]
+    assert [o.text for o in before] == ["before\n"]
+    assert [(o.output_type, o.get("text") or o.evalue) for o in lost] == [
+        ("error", "still graded"), ("stream", "[output lost: a message over 1 MiB, or output after the cell ended]\n")]
+    assert [o.text for o in after] == ["after\n"]
+    assert [o.text for o in many] == ["y" * 2**14 + "\n"] * 15 + ["[output truncated: more than 0.25 MiB in this cell]\n"]
+    assert [o.text for o in big] == ["z" * 200_000 + "\n"]
+    assert [o.text for o in past] == ["[output truncated: more than 0.5 MiB in the notebook]\n"]
+    assert [o.text for o in last] == ["last\n"]  # what still fits is kept
+    nbformat.validate(executed)
+
+
 def test_a_copied_cell_loses_its_grade_id_and_its_metadata_key():
     solution = {"grade_id": "f", "solution": True, "grade": False, "locked": False, "schema_version": 3}
     notebook = new_notebook(cells=[
