@@ -10,7 +10,7 @@ ifdef COURSE_DATA_DIR
 export COURSE_DATA_DIR := $(abspath $(COURSE_DATA_DIR))
 endif
 
-.PHONY: demo test bench release lab clean bubblewrap
+.PHONY: demo test bench release lab lab-instructor clean bubblewrap
 
 # The sample submissions include one that loops forever: a 300 s limit per cell
 # (instead of 600) keeps demo and tests shorter. Training cells under the grading
@@ -44,8 +44,12 @@ bench: $(VENV)/.installed
 release: $(VENV)/.installed
 	$(BIN)/course release
 
-lab: $(VENV)/.installed
-	$(BIN)/jupyter lab
+# JupyterLab as students see it (jupyter/student: no Formgrader, Create Assignment or
+# Course List) and as the instructor does (every nbgrader extension); Jupyter news off
+# in both (jupyter/settings/overrides.json).
+lab lab-instructor: $(VENV)/.installed
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(if $(filter lab,$@),student,instructor)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(BIN)/jupyter lab
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON_FOR_VENV) -m venv $(VENV)

@@ -1,9 +1,11 @@
 """The students' and the instructor's JupyterLab, driven in a real browser.
 
 Starts JupyterLab (with nbgrader's extensions) on localhost in a copy of the
-course, then drives Debian's Chromium with Playwright: a student opens a
-release notebook, runs its first cells and presses nbgrader's Validate; an
-instructor opens the formgrader and sees the assignments. Screenshots go to
+course, once with the students' settings (jupyter/student, as `make lab`) and once
+with the instructor's (jupyter/instructor, `make lab-instructor`), then drives
+Debian's Chromium with Playwright: a student opens a release notebook, runs its
+first cells and presses nbgrader's Validate, and finds no Formgrader and no news
+prompt; an instructor opens the formgrader and sees the assignments. Screenshots go to
 ``.artifacts/`` (git-ignored). Skipped, with the reason, only where Chromium
 or Playwright is missing; under CI they must be there (.ci/run installs them).
 """
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -60,18 +63,36 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A running JupyterLab in a released copy of the course: (base URL, token)."""
+def course(tmp_path_factory):
+    """A released copy of the course."""
     _requirements_or_skip()
     root = tmp_path_factory.mktemp("lab-course")
     shutil.copytree(ROOT / "source", root / "source")
     shutil.copy(ROOT / "nbgrader_config.py", root)
     for assignment in pipeline.assignments(root):
         pipeline.release(root, assignment, capture=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab(course):
+    """JupyterLab as students get it, in the released course: (base URL, token)."""
+    yield from _running_lab(course, "student")
+
+
+@pytest.fixture(scope="module")
+def instructor_lab(course):
+    """JupyterLab as the instructor gets it, in the same course: (base URL, token)."""
+    yield from _running_lab(course, "instructor")
+
+
+def _running_lab(root: Path, who: str):
     port, token = _free_port(), secrets.token_hex(16)
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", JUPYTER_CONFIG_DIR=str(root / ".jupyter"))
-    log = open(root / "lab.log", "w")
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", JUPYTER_CONFIG_DIR=str(root / f".jupyter-{who}"),
+               JUPYTER_CONFIG_PATH=str(ROOT / "jupyter" / who), JUPYTERLAB_SETTINGS_DIR=str(root / f".lab-settings-{who}"),
+               JUPYTERLAB_WORKSPACES_DIR=str(root / f".lab-workspaces-{who}"))
+    log = open(root / f"lab-{who}.log", "w")
     server = subprocess.Popen(
         [str(bin_dir / "jupyter"), "lab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"],
@@ -86,7 +107,7 @@ def lab(tmp_path_factory):
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
                 server.kill()
-                pytest.fail("JupyterLab did not start:\n" + (root / "lab.log").read_text()[-3000:])
+                pytest.fail("JupyterLab did not start:\n" + (root / f"lab-{who}.log").read_text()[-3000:])
             time.sleep(0.5)
     yield base, token
     server.terminate()
@@ -150,11 +171,31 @@ def test_student_runs_first_cells_and_validates(lab, browser):
     # The release notebook's exercises are unsolved: validation must say so.
     assert "Success!" not in text
     assert "NotImplementedError" in text or "failed" in text.lower(), text[:500]
+    page.keyboard.press("Escape")
+
+    # jupyter/student: nbgrader's menu keeps the Assignment List, not the instructor's
+    # tools, and JupyterLab never asked about news (it asks at start-up by default).
+    page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").first.click()
+    menu = page.locator(".lm-Menu").last
+    menu.wait_for(timeout=30_000)
+    _screenshot(page, "student-nbgrader-menu.png")
+    items = menu.inner_text()
+    assert "Assignment List" in items, items
+    assert "Formgrader" not in items and "Create Assignment" not in items and "Course List" not in items, items
+    page.keyboard.press("Escape")
+    assert page.get_by_text("Jupyter news").count() == 0
     page.close()
 
 
-def test_instructor_sees_every_assignment_in_the_formgrader(lab, browser):
+def test_student_lab_does_not_serve_the_formgrader(lab):
     base, token = lab
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{base}/formgrader?token={token}", timeout=30)
+    assert refused.value.code == 404
+
+
+def test_instructor_sees_every_assignment_in_the_formgrader(instructor_lab, browser):
+    base, token = instructor_lab
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(f"{base}/formgrader?token={token}")
     for assignment in pipeline.assignments(ROOT):
