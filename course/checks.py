@@ -156,6 +156,39 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     return report
 
 
+def pixel_scaling(prepared: Any, images: Any) -> Standardization | None:
+    """How the student's own preprocessing scales pixels, as ``standardize`` for :func:`graded_accuracy`.
+
+    ``prepared`` is the student's preprocessing of ``images`` (uint8 pixels; any shape holding the same
+    number of values). When it is ``slope * pixels + offset`` with a positive slope other than ``1 / 255``
+    (unscaled pixels, ``/ 256``, centred values), the answer ``([mean], [std])`` makes the measurement feed
+    the model ``(pixels / 255 - mean) / std``, which is exactly that; otherwise (``pixels / 255``, or
+    anything that is not such a map) ``None``: the test images are ``pixels / 255``.
+
+    So a model trained on what the student's preprocessing gives is measured on the same kind of input:
+    a scaling mistake costs the preprocessing exercise its points, and not the accuracy test's too (a model
+    trained on raw pixels scores about 10% on ``pixels / 255``). Introduced in ``02_mnist_mlp``."""
+    import numpy as np
+
+    try:
+        pixels = np.asarray(images, dtype=np.float64).ravel()
+        values = np.asarray(prepared, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return None
+    if pixels.size != values.size or pixels.size < 2 or np.ptp(pixels) == 0 or not np.all(np.isfinite(values)):
+        return None
+    slope, offset = np.polyfit(pixels, values, 1)
+    if not (np.isfinite(slope) and np.isfinite(offset) and slope > 0):
+        return None
+    size = abs(slope) * 255 + abs(offset)
+    if not np.allclose(values, slope * pixels + offset, rtol=0, atol=1e-4 * size):
+        return None
+    if np.isclose(slope * 255, 1.0, rtol=1e-5, atol=0) and abs(offset) <= 1e-6:
+        return None  # pixels / 255: measured as it always was
+    std = 1.0 / (255.0 * slope)
+    return [float(-offset * std)], [float(std)]
+
+
 def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: float, grading: float,
                     standardize: Standardization | None = None) -> tuple[float, float, str]:
     """The accuracy a hidden test grades, its threshold, and which model it was: ``(accuracy, threshold, what)``.

@@ -121,3 +121,19 @@ def test_the_graded_accuracy_is_the_submitted_files_or_else_the_model_trained_wh
         checks.graded_accuracy(path, wider, _always_one, "mnist", full=0.98, grading=0.975)
     with pytest.raises(AssertionError, match="not the network your build function builds"):
         checks.graded_accuracy(tmp_path / "missing.keras", wider, _always_one, "mnist", full=0.98, grading=0.975)
+
+
+def test_pixel_scaling_gives_the_students_own_scaling_to_the_measurement():
+    """The accuracy tests of 02-04 measure the model on the student's own scaling of the pixels when it is
+    an affine map (a model trained on raw pixels scores about 10% on pixels / 255)."""
+    images = np.random.default_rng(0).integers(0, 256, size=(20, 28, 28), dtype=np.uint8)
+    assert checks.pixel_scaling(images.astype(np.float32)[..., None] / 255, images) is None
+    assert checks.pixel_scaling(images.reshape(20, 784).astype(np.float32) / 255.0, images) is None
+    for prepared in (images.astype(np.float32), images / 256.0, (images / 255.0 - 0.5) / 0.25):
+        mean, std = checks.pixel_scaling(prepared, images)
+        assert np.allclose((images / 255.0 - np.asarray(mean)) / np.asarray(std), prepared, atol=1e-4)
+    assert checks.pixel_scaling(np.sqrt(images.astype(np.float32)), images) is None  # not affine
+    assert checks.pixel_scaling(255 - images.astype(np.float32), images) is None  # inverted
+    assert checks.pixel_scaling(images[:10].astype(np.float32), images) is None  # not the same values
+    assert checks.pixel_scaling("not an array", images) is None
+    assert checks.pixel_scaling(np.full(images.shape, np.nan), images) is None
