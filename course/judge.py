@@ -157,6 +157,14 @@ def visible_source(source: str) -> str:
     return "\n".join(line for number, line in enumerate(source.split("\n"), start=1) if number not in hidden).rstrip()
 
 
+def _config(value: Any) -> Any:
+    """A Keras object's configuration, or None when it has none to compare."""
+    try:
+        return value.get_config()
+    except Exception:
+        return None
+
+
 class Judge:
     """Runs test cells in a namespace whose notebook names come from the kernel as data."""
 
@@ -171,6 +179,7 @@ class Judge:
         tempfile.tempdir = str(shared)
         self.namespace = KernelNamespace(self)
         self._models: dict[int, tuple[Any, str]] = {}
+        self._by_ref: dict[str, Any] = {}
 
     # -- the kernel, through the grader
     def _request(self, build: Callable[[wire.Folder], dict[str, Any]]) -> tuple[wire.Folder, dict[str, Any]]:
@@ -196,9 +205,24 @@ class Judge:
     def _decoder(self, folder: wire.Folder) -> wire.Decoder:
         return wire.Decoder(folder, function=lambda ref, name: KernelFunction(self, ref, name), on_model=self._remember)
 
-    def _remember(self, value: Any, ref: str | None) -> None:
-        if ref is not None:
-            self._models[id(value)] = (value, ref)
+    def _remember(self, value: Any, ref: str | None) -> Any:
+        """The judge's object for a Keras object the kernel sent under ``ref``.
+
+        The kernel gives one object one reference, so an object sent again is the judge's
+        earlier object, with the weights it has now: a test's ``is`` (``build_mlp() is not
+        model``: a new model each call) means here what it means in the notebook."""
+        if ref is None:
+            return value
+        earlier = self._by_ref.get(ref)
+        if earlier is not None and type(earlier) is type(value) and _config(earlier) == _config(value):
+            try:
+                earlier.set_weights(value.get_weights())
+                return earlier
+            except Exception:  # an object without weights to copy: the new one stands in
+                pass
+        self._by_ref[ref] = value
+        self._models[id(value)] = (value, ref)
+        return value
 
     def _reference_of(self, value: Any) -> str | None:
         if isinstance(value, KernelFunction):

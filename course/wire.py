@@ -244,10 +244,11 @@ def _json_default(value: Any) -> Any:
 
 class Decoder:
     """Reads what an :class:`Encoder` wrote; ``resolve(ref)`` turns a reference back into its value,
-    ``function(ref, name)`` makes a stand-in for a function of the other side."""
+    ``function(ref, name)`` makes a stand-in for a function of the other side, and ``on_model(value, ref)``
+    returns the Keras object to use for one rebuilt here (``value``, or the object ``ref`` gave before)."""
 
     def __init__(self, folder: Folder, resolve: Callable[[str], Any] | None = None,
-                 function: Callable[[str, str], Any] | None = None, on_model: Callable[[Any, str | None], None] | None = None,
+                 function: Callable[[str, str], Any] | None = None, on_model: Callable[[Any, str | None], Any] | None = None,
                  safe_keras: bool = True) -> None:
         self.folder = folder
         self.resolve = resolve
@@ -288,9 +289,7 @@ class Decoder:
             return {self.decode(k, depth + 1): self.decode(v, depth + 1) for k, v in _typed(desc["items"], list)}
         if kind == "model":
             model = self._model(self.folder.read(desc["file"]))
-            if self.on_model is not None:
-                self.on_model(model, desc.get("ref"))
-            return model
+            return model if self.on_model is None else self.on_model(model, desc.get("ref"))
         if kind == "keras":
             import keras
 
@@ -299,9 +298,7 @@ class Decoder:
                 value = keras.saving.deserialize_keras_object(desc["config"], safe_mode=self.safe_keras)
             except Exception as error:
                 raise NotData(f"a Keras object that cannot be rebuilt from its configuration ({error})") from None
-            if self.on_model is not None:
-                self.on_model(value, desc.get("ref"))
-            return value
+            return value if self.on_model is None else self.on_model(value, desc.get("ref"))
         if kind == "ref" and self.resolve is not None:
             return self.resolve(_typed(desc["ref"], str))
         if kind == "function" and self.function is not None:

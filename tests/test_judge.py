@@ -175,3 +175,22 @@ def test_the_notebooks_imports_are_taken_from_its_locked_cells_magics_and_all():
     setup = ("import os\nif os.environ.get('COLAB'):\n    %pip install course\nimport numpy as np\n"
              "from course import budget, data\nSEED = 42\n")
     assert judge.notebook_imports([setup, "x = 1"]) == ["import os", "import numpy as np", "from course import budget, data"]
+
+
+def test_the_same_keras_object_sent_twice_is_the_same_object_in_the_judge(kernel):
+    """02's hidden test asserts ``build_mlp() is not _m`` (a new model each call): the judge's copies must not
+    make a function that returns one shared model look as if it built a new one."""
+    import keras
+
+    names, the_judge, _ = kernel
+    shared = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    names["build_shared"] = lambda: shared
+    names["build_new"] = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    cell = "_m = {0}()\nassert {0}() is not _m, '{0} must build a new model each call'"
+    assert the_judge.run_cell(cell.format("build_new")) == []
+    outputs = the_judge.run_cell(cell.format("build_shared"))
+    assert outputs[-1]["evalue"] == "build_shared must build a new model each call"
+    # The object sent again carries the weights the kernel's model has now.
+    the_judge.run_cell("_first = build_shared()")
+    shared.layers[0].kernel.assign(np.ones((3, 2), np.float32))
+    assert the_judge.run_cell("assert float(build_shared().layers[0].kernel.numpy().sum()) == 6.0, 'stale weights'") == []
