@@ -158,11 +158,17 @@ def visible_source(source: str) -> str:
 
 
 def _config(value: Any) -> Any:
-    """A Keras object's configuration, or None when it has none to compare."""
+    """A Keras object's configuration and, for a model, its compile configuration; None when it has none
+    to compare. A model compiled in the kernel since it last crossed (02's and 04's ``compile_model(model,
+    steps)`` returns the model it was given) is then a new object here, with its optimizer and loss."""
     try:
-        return value.get_config()
+        config = value.get_config()
     except Exception:
         return None
+    try:
+        return config, value.get_compile_config() if hasattr(value, "get_compile_config") else None
+    except Exception:
+        return config, None
 
 
 class Judge:

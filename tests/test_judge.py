@@ -194,3 +194,20 @@ def test_the_same_keras_object_sent_twice_is_the_same_object_in_the_judge(kernel
     the_judge.run_cell("_first = build_shared()")
     shared.layers[0].kernel.assign(np.ones((3, 2), np.float32))
     assert the_judge.run_cell("assert float(build_shared().layers[0].kernel.numpy().sum()) == 6.0, 'stale weights'") == []
+
+
+def test_a_model_compiled_in_the_kernel_comes_back_compiled(kernel):
+    """02's and 04's compile tests: ``compile_model(build_mlp(), 100)`` returns the model it was given, now
+    compiled. The judge's earlier copy of that model is uncompiled: it must not stand in for it."""
+    import keras
+
+    names, the_judge, _ = kernel
+    names["build"] = lambda: keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    def compile_model(model):
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+        return model
+
+    names["compile_model"] = compile_model
+    cell = "_c = compile_model(build()).get_compile_config()\nassert 'Adam' in str(_c['optimizer']), 'not compiled'"
+    assert the_judge.run_cell(cell) == []
