@@ -365,6 +365,9 @@ def problems_in_log(log: str) -> list[str]:
     deaths = log.count("The kernel died in cell") - kills
     if deaths:
         problems.append(f"the kernel died {deaths} time(s)")
+    too_large = re.findall(r"Cell \d+ hit the file size limit \(([^)]*)\)", log)
+    if too_large:
+        problems.append(f"{len(too_large)} cell(s) could not write a file past the {too_large[0]} file size limit")
     cut = set(re.findall(r"Output of cell (\d+) cut at", log))
     if cut:
         problems.append(f"the output of {len(cut)} cell(s) was cut at the output size limits")

@@ -62,9 +62,13 @@ from nbgrader.utils import is_grade, is_locked, is_solution
 from traitlets import Bool, Float, Integer
 
 from course import judge as judge_module
+from course.sandbox import OS_LIMITS
 
 KERNEL_DIED = "The kernel died while running this cell (a crash, os._exit, or too much memory)."
 MIB = 2**20
+# A write past the sandbox's RLIMIT_FSIZE fails with this error in the student's cell (course/sandbox.py).
+FILE_TOO_LARGE = "[Errno 27] File too large"
+FILE_SIZE_LIMIT = f"{OS_LIMITS.max_file_bytes / MIB:g} MiB"
 # The kernel messages that become outputs, or state nbclient keeps (widgets): what the output caps count.
 KEPT_MESSAGES = ("stream", "display_data", "execute_result", "error", "update_display_data")
 
@@ -191,6 +195,9 @@ class CrashTolerantExecute(Execute):
                 cell, resources = super().preprocess_cell(cell, resources, index)
                 if not self._idle:  # the kernel said it was done, its outputs did not: a message was dropped
                     self._lost_output(cell, index)
+                if any(o.get("output_type") == "error" and str(o.get("evalue", "")).startswith(FILE_TOO_LARGE)
+                       for o in cell.outputs):
+                    self.log.warning("Cell %d hit the file size limit (%s).", index, FILE_SIZE_LIMIT)
                 return cell, resources
             except DeadKernelError:
                 self._crashed_at = index

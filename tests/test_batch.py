@@ -256,8 +256,10 @@ def test_problems_in_the_log_are_cell_timeouts_and_kernel_deaths():
                                                 "a cell ignored its interrupt: kernel killed"]
     outputs = ("[AutogradeApp | WARNING] Output of cell 4 cut at 16 MiB in this cell.\n"
                "[AutogradeApp | WARNING] Output of cell 9 cut at 64 MiB in the notebook.\n"
-               "[AutogradeApp | WARNING] Output of cell 7 lost: a message over 8 MiB, or output after the cell ended.\n")
-    assert batch.problems_in_log(outputs) == ["the output of 2 cell(s) was cut at the output size limits",
+               "[AutogradeApp | WARNING] Output of cell 7 lost: a message over 8 MiB, or output after the cell ended.\n"
+               "[AutogradeApp | WARNING] Cell 35 hit the file size limit (1024 MiB).\n")
+    assert batch.problems_in_log(outputs) == ["1 cell(s) could not write a file past the 1024 MiB file size limit",
+                                              "the output of 2 cell(s) was cut at the output size limits",
                                               "the output of 1 cell(s) was lost (a message over 8 MiB)"]
 
 
