@@ -25,6 +25,9 @@ Each submission is bounded and isolated:
 - the OS limits of course/sandbox.py hold inside the sandbox: a file past
   1 GiB cannot be written (``OSError: File too large`` in the student's cell),
   no core dumps;
+- a kernel whose workspace takes more than :data:`DISK_GIB` on disk (deleted
+  files it keeps open included), or holds more than :data:`MAX_DISK_ENTRIES`
+  files, is killed; each workspace is removed once merged;
 - the kernel's outputs are capped where nbgrader keeps them: a message over
   8 MiB is dropped, a cell's outputs past 16 MiB and a notebook's past 64 MiB
   are cut (course/grading.py); nbgrader's own process past
@@ -123,6 +126,13 @@ MAX_THREADS = 4096
 GRADER_MEMORY_GIB = 3.0
 # A kill's problem line says that files count when they were at least this much of it.
 TMPFS_MENTIONED_BYTES = 2**27
+# The submission's workspace on disk (the kernel writes only in its working folder there): files
+# there and files the kernel deleted but keeps open. No one file passes 1 GiB (the sandbox's
+# RLIMIT_FSIZE), but many could fill the grading machine's disk. Model files are a few MiB; the
+# arrays a test reads cross to the judge as files of at most 1 GiB, a few at a time.
+DISK_GIB = 10.0
+MAX_DISK_ENTRIES = 100_000  # files and folders looked at; a million empty files is an attack too
+DISK_LOOKS = 40  # the disk is measured every DISK_LOOKS looks (2 s)
 
 
 def _judge_pids(nbgrader: int) -> set[int]:
@@ -265,6 +275,52 @@ def _stop_fork_bombs(nbgrader: int, outcome: Outcome, max_processes: int) -> Non
             _problem(outcome, f"kernel killed: more than {max_processes} processes")
 
 
+def _disk_bytes(folder: Path, processes: list[psutil.Process], max_entries: int = MAX_DISK_ENTRIES) -> int | None:
+    """Bytes ``folder`` takes on disk, links not followed, plus the files on its file system that ``processes``
+    deleted but keep open; None when it holds more than ``max_entries`` entries."""
+    try:
+        device = os.stat(folder).st_dev
+    except OSError:
+        return 0
+    used, entries, seen = 0, 0, set()
+    stack = [str(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as scan:
+                for entry in scan:
+                    entries += 1
+                    if entries > max_entries:
+                        return None
+                    try:
+                        status = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(status.st_mode):
+                        stack.append(entry.path)
+                    if (status.st_dev, status.st_ino) not in seen:
+                        seen.add((status.st_dev, status.st_ino))
+                        used += status.st_blocks * 512
+        except OSError:
+            continue
+    for process in processes:
+        try:
+            descriptors = os.listdir(f"/proc/{process.pid}/fd")
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            path = f"/proc/{process.pid}/fd/{descriptor}"
+            try:
+                if not os.readlink(path).endswith(" (deleted)"):
+                    continue
+                status = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(status.st_mode) and status.st_dev == device and (status.st_dev, status.st_ino) not in seen:
+                seen.add((status.st_dev, status.st_ino))
+                used += status.st_blocks * 512
+    return used
+
+
 def _kill(processes: list[psutil.Process]) -> None:
     for process in processes:
         try:
@@ -288,7 +344,8 @@ def _memory_line(what: str, limit_bytes: float, tmpfs: int) -> str:
 def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome: Outcome,
                   judge_limit_bytes: float = JUDGE_MEMORY_GIB * GIB, tmpfs: list[str] | None = None,
                   max_processes: int = MAX_PROCESSES, max_threads: int = MAX_THREADS,
-                  grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB) -> None:
+                  grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB, disk: Path | None = None,
+                  disk_limit_bytes: float = DISK_GIB * GIB) -> None:
     """Watch the processes under nbgrader, every 0.2 s, until nbgrader ends.
 
     The kernel's processes are killed when together they hold more than ``limit_bytes``
@@ -297,7 +354,9 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
     ``max_processes`` processes or ``max_threads`` threads; the judge's when they hold
     more than ``judge_limit_bytes``. nbgrader itself, and all under it, is killed when
     its own process holds more than ``grader_limit_bytes``: the submission is then not
-    graded. Each kill is a line in ``outcome.problems``."""
+    graded. The kernel is killed, too, when ``disk`` (the submission's workspace) takes
+    more than ``disk_limit_bytes`` (:func:`_disk_bytes`). Each kill is a line in
+    ``outcome.problems``."""
     folders = tmpfs or []
     # A fork bomb leaves a thread of normal priority a sliver of the CPU (measured: a shell fork bomb reached the
     # machine's 32768 pids and ran a minute before the watcher's next look). As root, this thread runs at a
@@ -336,6 +395,12 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                 if resident + files > limit:
                     _kill(group)
                     _problem(outcome, _memory_line(what, limit, files) + after)
+            if disk is not None and kernel and looks % DISK_LOOKS == 0:
+                used = _disk_bytes(disk, kernel)
+                if used is None or used > disk_limit_bytes:
+                    _kill(kernel)
+                    _problem(outcome, f"kernel killed: more than {MAX_DISK_ENTRIES} files in its folder" if used is None
+                             else f"kernel killed at the {disk_limit_bytes / GIB:g} GiB disk limit of its folder")
             if _resident([parent]) > grader_limit_bytes:
                 _kill([parent, *children])
                 outcome.graded = False
@@ -483,7 +548,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
             return outcome
         tmpfs = sandbox.tmpfs_folders([root, workdir]) if sandboxed else []
         watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome),
-                                    kwargs={"tmpfs": tmpfs}, daemon=True)
+                                    kwargs={"tmpfs": tmpfs, "disk": workspace}, daemon=True)
         watchdog.start()
         try:
             process.wait(timeout=wall_seconds)
@@ -980,6 +1045,8 @@ def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str,
         merge(root, scratch / assignment / student, outcome)
     except Exception as error:  # noqa: BLE001
         outcome.problems.append(f"merging failed ({type(error).__name__}: {error})")
+    finally:  # what the student's code wrote there (up to the disk limit) goes now, not at the end of the run
+        shutil.rmtree(scratch / assignment / student, ignore_errors=True)
     return outcome
 
 

@@ -195,6 +195,26 @@ def test_files_in_the_sandboxes_in_memory_folders_count_against_its_memory_limit
     assert batch._tmpfs_bytes([psutil.Process()], ["/tmp", "/dev"]) == 0
 
 
+def test_the_workspace_has_a_disk_limit_that_counts_deleted_files_kept_open(tmp_path):
+    """Two files of 40 MiB in the kernel's folder and one of 40 MiB deleted but kept open, with a 0.1 GiB limit."""
+    fill = ("import os, time\n"
+            "for name in ('a.bin', 'b.bin', 'c.bin'):\n"
+            "    with open(name, 'wb') as f:\n"
+            "        f.write(os.urandom(40 * 2**20))\n"
+            "kept = open('c.bin', 'rb')\n"
+            "os.remove('c.bin')\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(120)")
+    parent = _sandboxed(tmp_path, fill)
+    assert parent.stdout.readline() == "ready\n"
+    assert 120 * 2**20 <= batch._disk_bytes(tmp_path, psutil.Process(parent.pid).children(recursive=True)) < 121 * 2**20
+    assert batch._disk_bytes(tmp_path, [], max_entries=1) is None
+    outcome = batch.Outcome(ASSIGNMENT, "fills_disk", 0.0)
+    batch._watch_memory(parent, 4 * batch.GIB, outcome, disk=tmp_path, disk_limit_bytes=0.1 * batch.GIB)
+    assert parent.stdout.read() == "parent lives\n"
+    assert outcome.problems == ["kernel killed at the 0.1 GiB disk limit of its folder"]
+
+
 def test_the_graders_own_process_has_a_memory_limit_and_past_it_the_submission_is_not_graded():
     grader = subprocess.Popen([sys.executable, "-c", "import time; block = bytearray(2**29); time.sleep(60)"])
     outcome = batch.Outcome(ASSIGNMENT, "prints", 0.0)
