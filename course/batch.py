@@ -17,7 +17,8 @@ Each submission is bounded and isolated:
 - a kernel whose processes together hold more than the memory limit is
   killed: its cells from there on fail, the earlier ones keep their points
   (course/grading.py). Files written in the sandbox's in-memory folders
-  (``/tmp``, ``/dev/shm``, the empty home folder) count in that memory;
+  (``/tmp``, ``/dev/shm``, the empty home folder) and anonymous in-memory
+  files (``memfd_create``) count in that memory;
 - a kernel with more than :data:`MAX_PROCESSES` processes, or
   :data:`MAX_THREADS` threads, is killed the same way (a fork bomb ends in
   well under a second: killing its sandbox's first process ends its PID
@@ -114,10 +115,10 @@ def _database(root: Path) -> str:
 # arrays do not add up against the student (06_normalization_optimizers: kernel 3.6 GB,
 # judge 2.5 GB).
 JUDGE_MEMORY_GIB = 4.0
-# A kernel whose processes (not threads) pass this many is killed: a fork bomb ends within
-# a look or two (0.2 s each), and the sandbox's PID namespace takes everything in it down
-# with its first process. Threads are counted apart: TensorFlow starts dozens, hundreds on a
-# machine with many cores, in one process.
+# A kernel whose processes (not threads) pass this many is killed: its sandbox is counted
+# every 0.05 s (_stop_fork_bombs), and the sandbox's PID namespace takes everything in it
+# down with its first process. Threads are counted apart, every 0.2 s: TensorFlow starts
+# dozens, hundreds on a machine with many cores, in one process.
 MAX_PROCESSES = 256
 MAX_THREADS = 4096
 # nbgrader's own process (outside the sandbox) keeps every output the kernel sends until the
@@ -205,6 +206,29 @@ def _tmpfs_bytes(processes: list[psutil.Process], folders: list[str]) -> int:
                 continue
             devices.add(device)
             used += (status.f_blocks - status.f_bfree) * status.f_frsize
+    return used
+
+
+def _memfd_bytes(processes: list[psutil.Process]) -> int:
+    """Bytes held by the anonymous in-memory files (``memfd_create``) these processes keep open: RAM that no
+    process's resident memory shows until it is mapped."""
+    used, seen = 0, set()
+    for process in processes:
+        try:
+            descriptors = os.listdir(f"/proc/{process.pid}/fd")
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            path = f"/proc/{process.pid}/fd/{descriptor}"
+            try:
+                if not os.readlink(path).startswith("/memfd:"):
+                    continue
+                status = os.stat(path)
+            except OSError:
+                continue
+            if (status.st_dev, status.st_ino) not in seen:
+                seen.add((status.st_dev, status.st_ino))
+                used += status.st_blocks * 512
     return used
 
 
@@ -337,7 +361,7 @@ def _problem(outcome: Outcome, message: str) -> None:
 def _memory_line(what: str, limit_bytes: float, tmpfs: int) -> str:
     line = f"{what} {limit_bytes / GIB:g} GiB memory limit"
     if tmpfs >= TMPFS_MENTIONED_BYTES:
-        line += f" (files written to /tmp and the other in-memory folders count in it: {tmpfs / GIB:.1f} GiB of them)"
+        line += f" (files in memory, in /tmp and the like, count in it: {tmpfs / GIB:.1f} GiB of them)"
     return line
 
 
@@ -346,7 +370,8 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                   max_processes: int = MAX_PROCESSES, max_threads: int = MAX_THREADS,
                   grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB, disk: Path | None = None,
                   disk_limit_bytes: float = DISK_GIB * GIB) -> None:
-    """Watch the processes under nbgrader, every 0.2 s, until nbgrader ends.
+    """Watch the processes under nbgrader until nbgrader ends: the kernel sandbox's process count every 0.05 s,
+    the rest every 0.2 s (the disk every 2 s).
 
     The kernel's processes are killed when together they hold more than ``limit_bytes``
     (their resident memory plus what their sandbox's in-memory folders ``tmpfs`` hold,
@@ -391,7 +416,7 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                 if not group:
                     continue
                 resident = _resident(group)
-                files = _tmpfs_bytes(group, folders) if resident <= limit else 0
+                files = _tmpfs_bytes(group, folders) + _memfd_bytes(group) if resident <= limit else 0
                 if resident + files > limit:
                     _kill(group)
                     _problem(outcome, _memory_line(what, limit, files) + after)

@@ -176,12 +176,14 @@ def test_threads_have_a_limit_of_their_own(tmp_path):
 
 
 def test_files_in_the_sandboxes_in_memory_folders_count_against_its_memory_limit(tmp_path):
-    """192 MiB in /tmp and 192 MiB in /dev/shm (two tmpfs, both counted) with a 0.25 GiB limit: killed, though the
-    process itself holds a few MiB. Outside a sandbox, /tmp is not the kernel's: nothing counted."""
-    fill = ("import sys, time\n"
-            "for path in ('/tmp/a', '/dev/shm/b'):\n"
-            "    with open(path, 'wb') as f:\n"
-            "        for _ in range(3):\n"
+    """128 MiB in /tmp, 128 MiB in /dev/shm (two tmpfs, both counted) and 128 MiB in an anonymous in-memory file,
+    with a 0.25 GiB limit: killed, though the process itself holds a few MiB. Outside a sandbox, /tmp is not the
+    kernel's: nothing counted."""
+    fill = ("import os, sys, time\n"
+            "anonymous = os.memfd_create('hidden')\n"
+            "for path in ('/tmp/a', '/dev/shm/b', anonymous):\n"
+            "    with open(path, 'wb', closefd=path != anonymous) as f:\n"
+            "        for _ in range(2):\n"
             "            f.write(bytes(2**26))\n"
             "print('ready', flush=True)\n"
             "time.sleep(120)")
@@ -190,8 +192,8 @@ def test_files_in_the_sandboxes_in_memory_folders_count_against_its_memory_limit
     outcome = batch.Outcome(ASSIGNMENT, "fills_tmp", 0.0)
     batch._watch_memory(parent, 0.25 * batch.GIB, outcome, tmpfs=sandbox.tmpfs_folders([tmp_path / "course"]))
     assert parent.stdout.read() == "parent lives\n"
-    assert outcome.problems == ["kernel killed at the 0.25 GiB memory limit (files written to /tmp and the other "
-                                "in-memory folders count in it: 0.4 GiB of them)"]
+    assert outcome.problems == ["kernel killed at the 0.25 GiB memory limit (files in memory, in /tmp and the like, "
+                                "count in it: 0.4 GiB of them)"]
     assert batch._tmpfs_bytes([psutil.Process()], ["/tmp", "/dev"]) == 0
 
 
