@@ -76,6 +76,11 @@ def test_cifar10_training_split_statistics():
     # figures are (0.4914, 0.4822, 0.4465) and (0.2470, 0.2435, 0.2616).
     assert np.allclose(mean, EXPECTED_CIFAR10_TRAIN_MEAN, atol=1e-6)
     assert np.allclose(std, EXPECTED_CIFAR10_TRAIN_STD, atol=1e-6)
+    # Computed once per process, and each caller gets lists of its own.
+    mean.append("changed by a caller")
+    again = checks.cifar10_train_statistics()
+    assert again == (mean[:3], std) and again[0] is not mean
+    assert checks._cifar10_train_statistics.cache_info().hits >= 1
 
 
 def _mlp(units: int, name: str | None = None) -> keras.Model:
