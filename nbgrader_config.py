@@ -68,15 +68,18 @@ c.Autograde.sanitize_preprocessors = [
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>\d\d_\w+\.(ipynb|keras))$"
 c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".keras"]
 
-# 02_mnist_mlp, 03_mnist_cnn, 04_fashion_cnn and 08_cifar_challenge grade the trained
-# model file a student submits with the notebook. A model file the instructor trained
+# Every assignment that trains a model (02 to 08) grades the trained model file(s) a
+# student submits with the notebook. A model file the instructor trained
 # beside the source notebook (or the sample one the tests put there) must
 # never replace it during autograde (nbgrader copies source files over the
 # submission's), nor reach students through release/ (generate_assignment copies
 # every file beside the notebook). CourseDirectory.ignore cannot be set for every
 # command: autograde would then also skip the student's file.
-c.Autograde.exclude_overwriting = {
-    name: [f"{name}.keras"] for name in ("02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "08_cifar_challenge")
+MODEL_FILES = {
+    name: [f"{name}.keras"] for name in ("02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "06_normalization_optimizers",
+                                         "07_batchnorm_functional", "08_cifar_challenge")
 }
+MODEL_FILES["05_cifar_cnn"] = ["05_cifar_cnn_tutorial.keras", "05_cifar_cnn_wide.keras"]  # model A and model B
+c.Autograde.exclude_overwriting = MODEL_FILES
 if "generate_assignment" in sys.argv:
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.keras"]

@@ -1,6 +1,7 @@
 """Benchmark: train every reference solution under each budget and several seeds.
 
     python bench/run.py [--seeds 1 2 3] [--budgets full grading] [--only 02_mnist_mlp]
+    python bench/run.py --render    # RESULTS.md again from results.json, training nothing
 
 Executes the *source* notebooks themselves (their reference solutions) with
 ``COURSE_BUDGET`` and ``COURSE_SEED`` set, then reads back what each training
@@ -114,7 +115,10 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--budgets", nargs="+", default=["full", "grading"], choices=["full", "grading"])
     parser.add_argument("--only", nargs="+", default=TRAINING_NOTEBOOKS, choices=TRAINING_NOTEBOOKS)
+    parser.add_argument("--render", action="store_true", help="only write RESULTS.md again from results.json")
     args = parser.parse_args()
+    if args.render:
+        args.only = []
 
     results = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.is_file() else {}
     for assignment in args.only:

@@ -6,9 +6,10 @@ student submits the file with the notebook, and under the grading budget the
 notebook loads the file instead of training. The hidden tests measure the same
 file outside the student's kernel (:func:`course.checks.file_report`).
 
-``02_mnist_mlp`` does the same with a fallback (:func:`save`,
-:func:`submitted`): without a usable file, the notebook trains under the grading
-budget as before, and the accuracy test uses that budget's threshold.
+``02_mnist_mlp`` to ``07_batchnorm_functional`` do the same with a fallback
+(:func:`save`, :func:`submitted`): without a usable file, the notebook trains under
+the grading budget as before, and the accuracy test uses that budget's threshold.
+``05_cifar_cnn`` submits two files, one per model.
 """
 
 from __future__ import annotations

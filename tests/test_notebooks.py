@@ -148,3 +148,30 @@ def test_test_cells_are_plain_python_and_define_their_own_helpers(path):
             tree = ast.parse(cell.source)  # no IPython magics in a test cell
             assigned, read = _names(tree)
             assert sorted(n for n in read - assigned if n.startswith("_")) == [], _nbgrader(cell)["grade_id"]
+
+
+def test_each_model_file_a_notebook_saves_is_submitted_graded_and_never_overwritten():
+    """The files named in a notebook's setup (``Path("<name>.keras")``) are the ones its Submitting section
+    asks for, its hidden accuracy tests measure, and nbgrader_config.py keeps from being overwritten."""
+    import re
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    excluded = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config().Autograde.exclude_overwriting
+    seen = {}
+    for path in SOURCE_NOTEBOOKS:
+        cells = _read(path).cells
+        setup = next(c.source for c in cells if _nbgrader(c).get("grade_id", "").endswith("_setup"))
+        names = re.findall(r'Path\("(\d\d_\w+\.keras)"\)', setup)
+        if not names:
+            continue
+        seen[path.parent.name] = sorted(names)
+        # "## Submitting" (02 to 07) or the capstone's rules in its overview
+        submitting = "\n".join(c.source for c in cells if c.cell_type == "markdown" and "Submit" in c.source)
+        hidden = "\n".join(c.source for c in cells if _nbgrader(c).get("grade"))
+        for name in names:
+            assert name.startswith(path.parent.name), f"{name}: a model file is named after its assignment"
+            assert f"`{name}`" in submitting, f"{path.parent.name}: no Submit paragraph asks for {name}"
+            assert f'Path("{name}")' in hidden, f"{path.parent.name}: no hidden test measures {name}"
+    assert [name[:2] for name in seen] == ["02", "03", "04", "05", "06", "07", "08"], "every training notebook"
+    assert {name: sorted(files) for name, files in excluded.items()} == seen

@@ -116,6 +116,36 @@ def test_feedback_shows_results_but_no_hidden_test(course, assignment):
     assert why in partly_wrong, "a test that did not give every point must still tell the student why"
 
 
+# The hidden tests that measure a trained model (README, "Grading the model the student trained").
+ACCURACY_CELLS = {
+    "02_mnist_mlp": ["mlp_test_accuracy"], "03_mnist_cnn": ["cnn_test_accuracy"], "04_fashion_cnn": ["fashion_test_accuracy"],
+    "05_cifar_cnn": ["cifar_tutorial_accuracy", "cifar_wide_accuracy"], "06_normalization_optimizers": ["norm_test_accuracy"],
+    "07_batchnorm_functional": ["bn_test_accuracy"],
+}
+MODEL_FILES = {assignment: [f"{assignment}.keras"] for assignment in ACCURACY_CELLS}  # what each of those measures
+MODEL_FILES["05_cifar_cnn"] = ["05_cifar_cnn_tutorial.keras", "05_cifar_cnn_wide.keras"]
+
+
+def _cell_text(root: Path, assignment: str, student: str, grade_id: str) -> str:
+    (path,) = (root / "autograded" / student / assignment).glob("*.ipynb")
+    (cell,) = [c for c in nbformat.read(path, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+@pytest.mark.parametrize("assignment", list(ACCURACY_CELLS))
+def test_accuracy_is_graded_on_the_submitted_model_file_else_on_the_model_trained_while_grading(course, assignment):
+    root, _ = course
+    graded = {"correct": 0, "partly_wrong": 0}
+    for spec in submissions.load_specs(ROOT / pipeline.SAMPLES_DIR / f"{assignment}.yml"):
+        if spec.student not in graded:
+            continue
+        for grade_id, file in zip(ACCURACY_CELLS[assignment], MODEL_FILES[assignment]):
+            what = "the model file you submitted" if file in spec.files else "the model trained while grading"
+            assert f"Graded {what}" in _cell_text(root, assignment, spec.student, grade_id), (spec.student, grade_id)
+        graded[spec.student] += 1
+    assert graded == {"correct": 1, "partly_wrong": 1}
+
+
 CAPSTONE = "08_cifar_challenge"
 
 
