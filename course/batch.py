@@ -70,11 +70,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import psutil
 
-from course import pipeline, preflight, sandbox
+from course import pipeline, preflight, progress, sandbox
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -679,6 +679,51 @@ def _ensure_in_gradebook(root: Path, assignment: str) -> None:
     pipeline.release(root, assignment, capture=True)
 
 
+class _Lines:
+    """Progress as printed lines (a log, CI): one per finished submission."""
+
+    def __enter__(self) -> "_Lines":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def show(self, done: int, eta: str) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        print(text, flush=True)
+
+
+class _LiveBar(_Lines):
+    """Progress on a terminal: rich's bar with the ETA, updated every half second, above it the finished lines."""
+
+    def __init__(self, total: int, console: Any = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("grading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[eta]}"), console=console)
+        self.task = self.progress.add_task("grading", total=total, eta="ETA ?")
+
+    def __enter__(self) -> "_LiveBar":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def show(self, done: int, eta: str) -> None:
+        self.progress.update(self.task, completed=done, eta=eta)
+
+    def line(self, text: str) -> None:
+        self.progress.console.print(text, markup=False, highlight=False)
+
+
+def _display(total: int) -> _Lines:
+    """A live bar on a terminal, printed lines otherwise."""
+    return _LiveBar(total) if sys.stdout.isatty() else _Lines()
+
+
 def progress_bar(done: int, total: int, width: int = 20) -> str:
     """``[#####...............]  5/20``"""
     filled = round(width * done / total)
@@ -1007,19 +1052,23 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
             print(f"Nothing new to grade: every submission of {', '.join(assignments)} has an autograded notebook.")
             return []
     graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
+    expected = progress.load(root)  # the last run's timings: longest first, and an ETA from the start
+    submissions = progress.longest_first(submissions, expected)
     try:
         preflight.check(root, graded, sandboxed)
     except preflight.PreflightError as error:
         raise SystemExit(f"course grade: this machine cannot grade: {error}") from None
     for assignment in graded:
         _ensure_in_gradebook(root, assignment)
+    estimate = progress.Estimate(submissions, jobs, expected)
     print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
-          f"{'' if sandboxed else ', NOT sandboxed'}...", flush=True)
+          f"{'' if sandboxed else ', NOT sandboxed'}... {progress.format_seconds(estimate.left())}", flush=True)
     outcomes: list[Outcome] = []
     processes = Processes()
     restore = _stopping_on_signals(processes)
+    display = _display(len(submissions))
     try:
-        with tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
+        with display as bar, tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
             shutil.copy(root / "gradebook.db", Path(scratch) / "gradebook.db")
             threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
             pool = ThreadPoolExecutor(max_workers=jobs)
@@ -1029,25 +1078,30 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                            for assignment, student in submissions}
                 while pending and processes.signal is None:
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    bar.show(len(outcomes), progress.format_seconds(estimate.left()))
                     for future in sorted(done, key=lambda f: pending[f]):
                         if processes.signal is not None:
                             break
                         assignment, student = pending.pop(future)
                         outcome = _finish(root, Path(scratch), future, assignment, student)
                         outcomes.append(outcome)
-                        print(f"{progress_bar(len(outcomes), len(submissions))}  {outcome.line()}", flush=True)
+                        estimate.done(assignment, outcome.seconds)
+                        bar.line(f"{progress_bar(len(outcomes), len(submissions))}  "
+                                 f"{progress.format_seconds(estimate.left()):<16} {outcome.line()}")
                         if len(outcomes) >= NEVER_STARTED_STOP and all(o.never_started for o in outcomes):
                             processes.fault = (f"the first {len(outcomes)} kernels never started: this machine cannot "
                                                "run students' kernels (see their logs)")
                             break
                     if processes.fault is not None:
                         break
+                bar.show(len(outcomes), progress.format_seconds(estimate.left()))
                 if processes.signal is not None or processes.fault is not None:
                     _stop(processes, pool, outcomes, len(submissions))
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         restore()
+    progress.save(root, [(o.assignment, o.seconds) for o in outcomes if o.graded], earlier=expected)
     for assignment in graded:
         try:
             pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)

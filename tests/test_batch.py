@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -81,8 +83,10 @@ def test_regrading_replaces_the_earlier_grades(looping, capsys):
     assert [(o.student, o.score) for o in outcomes] == [("correct", 0)]
     assert _grades(root)["correct"] == 0
     out = capsys.readouterr().out
-    assert "Grading 1 submissions of 01_images with 1 worker(s)..." in out
-    assert "[####################] 1/1  01_images        correct" in out
+    # The first run's time for 01_images (logs/grading-times.json) gives an ETA from the start.
+    assert re.search(r"Grading 1 submissions of 01_images with 1 worker\(s\)\.\.\. ETA [1-9]\d* s\n", out), out
+    assert "[####################] 1/1  ETA 0 s          01_images        correct" in out
+    assert set(json.loads((root / "logs" / "grading-times.json").read_text())) == {ASSIGNMENT}
 
 
 def test_several_assignments_share_the_workers_and_each_gets_its_grades_and_feedback(tmp_path, capsys):
@@ -579,7 +583,7 @@ def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_grad
         for process in [me, *started]:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-    assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed...\n"
+    assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed... ETA ?\n"  # no timings yet
     assert err.strip() == (f"Stopped by {signal.Signals(signum).name}: 0 of 3 submissions graded and merged into "
                            "gradebook.db; the other 3 were not merged (2 killed while being graded). Feedback and "
                            "grades.csv were not updated: run the same `course grade` with --only-new to go on.")
@@ -614,3 +618,18 @@ def test_one_kernel_that_never_starts_keeps_that_students_earlier_grade(tmp_path
     (outcome,) = batch.grade(root, ["A"], jobs=1, sandboxed=False)
     assert outcome.never_started and not outcome.graded and merged == []
     assert outcome.problems[0].startswith("its kernel never started (a fault of this machine, not of the submission)")
+
+
+def test_a_terminal_gets_a_live_bar_with_the_eta_and_the_finished_lines_above_it():
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    with batch._LiveBar(3, console=Console(file=screen, force_terminal=True, width=100)) as bar:
+        bar.show(0, "ETA 2 min 00 s")
+        bar.line("[######..............] 1/3  ETA 1 min 20 s   A  alice  10/10  40 s")
+        bar.show(1, "ETA 1 min 20 s")
+    text = screen.getvalue()
+    assert "alice  10/10  40 s" in text
+    assert "1/3" in text and "ETA 1 min 20 s" in text.rsplit("alice", 1)[1], "the bar, with its ETA, stays below the lines"
