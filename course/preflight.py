@@ -12,6 +12,11 @@ symlink under a hidden folder). :func:`check` runs, in this order:
    decoded caches, which the sandbox can only read);
 3. the same loads succeed inside the sandbox, as the student's kernel runs.
 
+Before them, :func:`course_directory_settings` refuses nbgrader ``CourseDirectory``
+settings that ``course grade`` does not follow (another gradebook, other folder names):
+it would grade into ``gradebook.db`` and ``autograded/`` while the Formgrader read
+elsewhere.
+
 Each failure raises :class:`PreflightError` with the reason and what to do.
 """
 
@@ -50,9 +55,42 @@ def _tail(result: subprocess.CompletedProcess[str]) -> str:
     return "\n".join(lines[-5:]) or f"exit code {result.returncode}"
 
 
+# nbgrader's CourseDirectory settings that course grade takes as nbgrader's defaults.
+FOLDERS = {"source_directory": "source", "release_directory": "release", "submitted_directory": "submitted",
+           "autograded_directory": "autograded", "feedback_directory": "feedback"}
+
+
+def course_directory_settings(root: Path) -> None:
+    """Raise :class:`PreflightError` when ``root/nbgrader_config.py`` moves the gradebook, the course root
+    or a folder away from where ``course grade`` reads and writes them (nbgrader's defaults)."""
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    try:
+        settings = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().CourseDirectory
+    except ConfigFileNotFound:
+        return
+    except Exception as error:  # the instructor's own file: its error, said plainly
+        raise PreflightError(f"nbgrader_config.py cannot be read ({type(error).__name__}: {error}). Nothing was graded.")
+    different = []
+    for name, default in FOLDERS.items():
+        if name in settings and settings[name] != default:
+            different.append(f"CourseDirectory.{name} = {settings[name]!r} (course grade uses {default!r})")
+    if "root" in settings and Path(settings["root"]).resolve() != root.resolve():
+        different.append(f"CourseDirectory.root = {settings['root']!r} (course grade uses {str(root.resolve())!r})")
+    if settings.get("db_url") and settings["db_url"] != f"sqlite:///{root / 'gradebook.db'}":
+        different.append(f"CourseDirectory.db_url = {settings['db_url']!r} (course grade uses {root / 'gradebook.db'})")
+    if different:
+        raise PreflightError(
+            "nbgrader_config.py sets what course grade does not follow: " + "; ".join(different) + ". Remove those "
+            "settings, or grade with `nbgrader autograde` (one submission at a time, unsandboxed). Nothing was graded.")
+
+
 def check(root: Path, assignments: list[str], sandboxed: bool) -> None:
-    """Raise :class:`PreflightError` unless the sandbox works here and the assignments' data load inside it."""
+    """Raise :class:`PreflightError` unless nbgrader's settings are ones course grade follows, the sandbox works
+    here and the assignments' data load inside it."""
     from course import sandbox
+
+    course_directory_settings(root)
 
     if sandboxed:
         probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",

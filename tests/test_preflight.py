@@ -51,3 +51,24 @@ def test_datasets_reached_through_a_link_under_the_hidden_course_folder_load_in_
     (root / "shared").symlink_to(Path(mirror).resolve())
     monkeypatch.setenv("COURSE_DATA_DIR", str(root / "shared"))  # hidden inside the sandbox
     preflight.check(root, ["A"], sandboxed=True)
+
+
+def test_nbgrader_course_directory_settings_course_grade_does_not_follow_stop_it(tmp_path):
+    config = tmp_path / "nbgrader_config.py"
+    preflight.course_directory_settings(tmp_path)  # no configuration: nbgrader's defaults
+    config.write_text('c = get_config()\nc.CourseDirectory.course_id = "x"\nc.CourseDirectory.submitted_directory = "submitted"\n'
+                      f'c.CourseDirectory.db_url = "sqlite:///{tmp_path}/gradebook.db"\n')
+    preflight.course_directory_settings(tmp_path)  # the defaults, spelled out
+    config.write_text('c = get_config()\nc.CourseDirectory.autograded_directory = "graded"\n'
+                      'c.CourseDirectory.db_url = "postgresql://grades"\n')
+    with pytest.raises(preflight.PreflightError) as caught:
+        preflight.course_directory_settings(tmp_path)
+    assert str(caught.value) == (
+        "nbgrader_config.py sets what course grade does not follow: CourseDirectory.autograded_directory = 'graded' "
+        "(course grade uses 'autograded'); CourseDirectory.db_url = 'postgresql://grades' (course grade uses "
+        f"{tmp_path}/gradebook.db). Remove those settings, or grade with `nbgrader autograde` (one submission at a "
+        "time, unsandboxed). Nothing was graded.")
+
+
+def test_the_courses_own_configuration_is_one_course_grade_follows():
+    preflight.course_directory_settings(Path(__file__).parents[1])
