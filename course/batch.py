@@ -21,7 +21,8 @@ Each submission is bounded and isolated:
   files (``memfd_create``) count in that memory;
 - a kernel with more than :data:`MAX_PROCESSES` processes, or
   :data:`MAX_THREADS` threads, is killed the same way (a fork bomb ends in
-  well under a second: killing its sandbox's first process ends its PID
+  well under a second: a watcher process at a real-time priority,
+  course/forkwatch.py, kills its sandbox's first process, which ends its PID
   namespace);
 - the OS limits of course/sandbox.py hold inside the sandbox: a file past
   1 GiB cannot be written (``OSError: File too large`` in the student's cell),
@@ -74,7 +75,7 @@ from typing import IO, Any, Callable, Iterator
 
 import psutil
 
-from course import pipeline, preflight, progress, sandbox
+from course import forkwatch, pipeline, preflight, progress, sandbox
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -116,7 +117,7 @@ def _database(root: Path) -> str:
 # judge 2.5 GB).
 JUDGE_MEMORY_GIB = 4.0
 # A kernel whose processes (not threads) pass this many is killed: its sandbox is counted
-# every 0.05 s (_stop_fork_bombs), and the sandbox's PID namespace takes everything in it
+# every 0.02 s (course/forkwatch.py), and the sandbox's PID namespace takes everything in it
 # down with its first process. Threads are counted apart, every 0.2 s: TensorFlow starts
 # dozens, hundreds on a machine with many cores, in one process.
 MAX_PROCESSES = 256
@@ -133,7 +134,7 @@ TMPFS_MENTIONED_BYTES = 2**27
 # arrays a test reads cross to the judge as files of at most 1 GiB, a few at a time.
 DISK_GIB = 10.0
 MAX_DISK_ENTRIES = 100_000  # files and folders looked at; a million empty files is an attack too
-DISK_LOOKS = 40  # the disk is measured every DISK_LOOKS looks (2 s)
+DISK_LOOKS = 10  # the disk is measured every DISK_LOOKS looks (2 s)
 
 
 def _judge_pids(nbgrader: int) -> set[int]:
@@ -142,7 +143,7 @@ def _judge_pids(nbgrader: int) -> set[int]:
     Only nbgrader's direct children are asked their command line: reading a process's
     command line waits while that process forks, and a fork bomb's processes do nothing else."""
     pids: set[int] = set()
-    for child in _children_of(nbgrader):
+    for child in forkwatch.children_of(nbgrader):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as cmdline:
                 if b"course.judge" not in cmdline.read():
@@ -232,73 +233,6 @@ def _memfd_bytes(processes: list[psutil.Process]) -> int:
     return used
 
 
-def _children_of(pid: int) -> list[int]:
-    """The direct children of ``pid``, from ``/proc/<pid>/task/*/children``: no scan of every process on the
-    machine, which a fork bomb makes slow."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as children:
-                found += [int(child) for child in children.read().split()]
-        except (OSError, ValueError):
-            pass
-    return found
-
-
-def _sandbox_processes(top: int, stop_after: int) -> tuple[int, int] | None:
-    """``(count, first)``: how many processes (up to ``stop_after + 1``) the PID namespace of the sandbox whose
-    bwrap is ``top`` holds, and that namespace's first process; None when ``top`` runs no sandbox.
-
-    Counted in the sandbox's own ``/proc`` (through ``/proc/<first>/root``), which lists
-    only that namespace: cheap however many processes the machine runs."""
-    try:
-        own = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-    for first in _children_of(top):
-        try:
-            if os.readlink(f"/proc/{first}/ns/pid") == own:
-                continue
-            count = 0
-            with os.scandir(f"/proc/{first}/root/proc") as entries:
-                for entry in entries:
-                    if entry.name.isdigit():
-                        count += 1
-                        if count > stop_after:
-                            break
-            return count, first
-        except OSError:
-            continue
-    return None
-
-
-def _stop_fork_bombs(nbgrader: int, outcome: Outcome, max_processes: int) -> None:
-    """Kill the kernel's sandbox when its PID namespace holds more than ``max_processes`` processes: killing the
-    namespace's first process kills every process in it at once."""
-    for top in _children_of(nbgrader):
-        try:
-            with open(f"/proc/{top}/cmdline", "rb") as cmdline:
-                if b"course.judge" in cmdline.read():
-                    continue
-        except OSError:
-            continue
-        counted = _sandbox_processes(top, max_processes)
-        if counted is not None and counted[0] > max_processes:
-            # The namespace's first process ends the others as it exits, and it must run to exit: among a fork
-            # bomb's thousands of runnable processes that took seconds while the bomb grew. As root it exits at
-            # a real-time priority.
-            with contextlib.suppress(OSError, AttributeError):
-                os.sched_setscheduler(counted[1], os.SCHED_FIFO, os.sched_param(1))
-            for pid in (counted[1], top):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            _problem(outcome, f"kernel killed: more than {max_processes} processes")
-
-
 def _disk_bytes(folder: Path, processes: list[psutil.Process], max_entries: int = MAX_DISK_ENTRIES) -> int | None:
     """Bytes ``folder`` takes on disk, links not followed, plus the files on its file system that ``processes``
     deleted but keep open; None when it holds more than ``max_entries`` entries."""
@@ -370,8 +304,8 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                   max_processes: int = MAX_PROCESSES, max_threads: int = MAX_THREADS,
                   grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB, disk: Path | None = None,
                   disk_limit_bytes: float = DISK_GIB * GIB) -> None:
-    """Watch the processes under nbgrader until nbgrader ends: the kernel sandbox's process count every 0.05 s,
-    the rest every 0.2 s (the disk every 2 s).
+    """Watch the processes under nbgrader until nbgrader ends, every 0.2 s (the disk every 2 s); a process of
+    its own counts the kernel sandbox's processes every 0.02 s (course/forkwatch.py).
 
     The kernel's processes are killed when together they hold more than ``limit_bytes``
     (their resident memory plus what their sandbox's in-memory folders ``tmpfs`` hold,
@@ -381,32 +315,26 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
     its own process holds more than ``grader_limit_bytes``: the submission is then not
     graded. The kernel is killed, too, when ``disk`` (the submission's workspace) takes
     more than ``disk_limit_bytes`` (:func:`_disk_bytes`). Each kill is a line in
-    ``outcome.problems``."""
+    ``outcome.problems``.
+
+    This thread stays at a normal priority: at a real-time one (SCHED_FIFO, tried) two
+    watchers in ``course grade``'s process starved its other threads of the GIL, so a
+    looping submission was never stopped at its wall-clock limit."""
     folders = tmpfs or []
-    # The watcher stays at normal priority: at a real-time one (SCHED_FIFO, tried) two watchers in course
-    # grade's process starved its other threads of the GIL, so a looping submission was never stopped at
-    # its wall-clock limit (CI hung 45 minutes on 01's infinite_loop). Fork bombs still end within seconds:
-    # the sandbox's own /proc is counted every 0.05 s and its first process is killed at a real-time
-    # priority (_stop_fork_bombs). COURSE_WATCHER_REALTIME=1 brings the real-time watcher back, for study.
-    if os.environ.get("COURSE_WATCHER_REALTIME") == "1":
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+    bombs = subprocess.Popen([sys.executable, "-I", "-m", "course.forkwatch", str(process.pid), str(max_processes)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     looks = 0
     try:
         parent = psutil.Process(process.pid)
         while process.poll() is None:
-            _stop_fork_bombs(process.pid, outcome, max_processes)  # every 0.05 s, and cheap
             looks += 1
-            if looks % 4:
-                time.sleep(0.05)
-                continue
             children = parent.children(recursive=True)
             judges = _judge_pids(process.pid)
             kernel = [c for c in children if c.pid not in judges]
             judge = [c for c in children if c.pid in judges]
             if len(kernel) > max_processes:
                 _kill(kernel)
-                _problem(outcome, f"kernel killed: more than {max_processes} processes")
+                _problem(outcome, forkwatch.problem_line(max_processes))
                 kernel = []
             elif _threads(kernel) > max_threads:
                 _kill(kernel)
@@ -434,9 +362,14 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                 outcome.graded = False
                 _problem(outcome, f"not graded: the grader's own process passed its {grader_limit_bytes / GIB:g} GiB "
                                   "memory limit (the notebook's outputs are too large)")
-            time.sleep(0.05)
+            time.sleep(0.2)
     except psutil.NoSuchProcess:
         pass
+    finally:
+        bombs.stdin.close()
+        if bombs.stdout.read():
+            _problem(outcome, forkwatch.problem_line(max_processes))
+        bombs.wait()
 
 
 # nbgrader's log when the student's kernel could not even start: the sandbox or the

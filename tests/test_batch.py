@@ -142,8 +142,10 @@ def _sandboxed(tmp_path: Path, code: str, then: str = "") -> subprocess.Popen[st
 def test_a_fork_bomb_is_killed_with_everything_in_its_sandbox_within_a_second(tmp_path):
     """A shell fork bomb, bounded here at 2**11 shells (and as many sleeps) should the watcher miss it. Watched by
     scanning every process at a normal priority, the unbounded one grew to the machine's 32768 pids and ran a minute;
-    now the watcher runs at a real-time priority (as root), counts the sandbox's namespace in its own /proc every
-    0.05 s, and its first process exits at a real-time priority, taking every process in it along."""
+    counted in the sandbox's own /proc at a normal priority, it reached 3585 of its 4095 processes before the kill.
+    Now a watcher process of its own (course/forkwatch.py) runs at a real-time priority (as root), counts the
+    sandbox's namespace every 0.02 s, and the namespace's first process exits at a real-time priority, taking every
+    process in it along."""
     bomb = "import subprocess\nsubprocess.run(['bash', '-c', 'f(){ if [ $1 -lt 10 ]; then f $(($1+1)) & f $(($1+1)) & fi; sleep 60; }; f 0'])"
     parent = _sandboxed(tmp_path, bomb)
     # The bomb's size, counted by a process of its own (a thread here could hold the watcher's GIL while starved).
@@ -165,7 +167,10 @@ def test_a_fork_bomb_is_killed_with_everything_in_its_sandbox_within_a_second(tm
     assert parent.stdout.read() == "parent lives\n"
     assert outcome.problems == [f"kernel killed: more than {batch.MAX_PROCESSES} processes"]
     most = int(counter.communicate(timeout=30)[0])
-    assert 100 < most < 3072  # stopped well before its 4096 (measured as root: 950 to 1750; 300 to 600 on an idle machine)
+    # The problem line says the watcher counted more than 256; the counter, at a normal priority, sees less of it
+    # (measured as root on an idle machine: 4 to 81 with the watcher process; 950 to 1750 with a real-time watcher
+    # thread; 3585 with a thread at a normal priority, in CI).
+    assert most < 2048
     left = [p for p in psutil.process_iter(["cwd"]) if p.info["cwd"] == str(tmp_path)]
     assert left == []
 
