@@ -28,7 +28,9 @@ student's code
   execs bwrap, so bwrap, the kernel or the judge and all they start inherit
   them): no file over 1 GiB (a write past it fails in the student's cell with
   ``OSError: [Errno 27] File too large``), no core dumps, and a backstop on the
-  number of tasks (see :class:`OSLimits` for why it is only a backstop).
+  number of tasks (see :class:`OSLimits` for why it is only a backstop);
+- has System V shared memory and message queues of its own, capped at 64 MiB
+  and 16 queues where ``course grade`` runs as root (:func:`private_ipc`).
 
 The other limits are ``course grade``'s watcher (course/batch.py): memory, with
 the sandbox's RAM-backed folders (:func:`tmpfs_folders`) counted in it, and the
@@ -187,9 +189,39 @@ class OSLimits:
     # is too slow for a fork bomb, and then it keeps the bomb from taking every pid of the machine
     # (another student's kernel could briefly fail to start a thread, not every process on the machine).
     task_headroom: int = 16384
+    # System V shared memory and message queues hold RAM outside every process (a segment written, then
+    # detached, is in no process's resident memory), so the watcher could not count them. The sandbox
+    # gets an IPC namespace of its own whose limits (kernel.shmall, shmmax, shmmni, msgmni) are set
+    # before anything runs in it (:func:`private_ipc`), and which ends with the sandbox. Nothing the
+    # course uses needs them (multiprocessing's shared memory lives in /dev/shm, counted as tmpfs).
+    max_sysv_shm_bytes: int = 64 * 2**20
+    max_sysv_segments: int = 16
+    max_sysv_queues: int = 16  # of at most 16 KiB each (kernel.msgmnb)
 
 
 OS_LIMITS = OSLimits()
+
+CLONE_NEWIPC = 0x08000000
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+def private_ipc(limits: OSLimits = OS_LIMITS) -> bool:
+    """Move this process into a new IPC namespace capped at ``limits``' System V figures; whether it could.
+
+    That needs root (CAP_SYS_ADMIN): elsewhere bwrap's own ``--unshare-ipc`` still gives
+    the sandbox a namespace of its own, freed with it, but uncapped (:func:`main` says so
+    on standard error, which goes to the grading log)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWIPC) != 0:
+        return False
+    settings = {"shmmax": limits.max_sysv_shm_bytes, "shmall": limits.max_sysv_shm_bytes // PAGE_BYTES,
+                "shmmni": limits.max_sysv_segments, "msgmni": limits.max_sysv_queues}
+    for name, value in settings.items():
+        with open(f"/proc/sys/kernel/{name}", "w") as setting:
+            setting.write(str(value))
+    return True
 
 
 def tasks_of(uid: int) -> int:
@@ -244,7 +276,13 @@ def main(argv: list[str] | None = None) -> None:
     if not available():
         raise SystemExit(INSTALL_HINT)
     command = bwrap_command(argv[split + 1:], Path.cwd(), hide)
-    set_os_limits(OSLimits(**limits))
+    os_limits = OSLimits(**limits)
+    set_os_limits(os_limits)
+    if private_ipc(os_limits):  # bwrap's sandbox stays in it
+        command.remove("--unshare-ipc")
+    else:
+        print("course.sandbox: System V shared memory and message queues are not capped here (that needs root); "
+              "the sandbox still has them to itself", file=sys.stderr)
     # Through a pipe, not the command line: inside, /proc/1/cmdline is bwrap's, and its
     # arguments name the course folder and the workspaces it hides.
     split = command.index("--")

@@ -285,3 +285,27 @@ def test_the_ram_backed_folders_are_tmp_dev_home_and_the_hidden_ones(tmp_path, m
     command = sandbox.bwrap_command(["python"], tmp_path, hide=[tmp_path / "course"], environ={})
     mounted = [command[i + 1] for i, a in enumerate(command) if a in ("--tmpfs", "--dev")]
     assert sorted(mounted) == sorted(sandbox.tmpfs_folders([tmp_path / "course"]))
+
+
+def test_system_v_shared_memory_and_queues_are_capped_in_a_namespace_of_the_sandboxs_own(tmp_path):
+    """As root, a 64 MiB segment fits, a second one does not (64 MiB in all), nor does a 65 MiB one, and the
+    17th message queue fails (ENOSPC 28, EINVAL 22); the machine's own limits are untouched. Not as root, the
+    grading log says these are not capped."""
+    import subprocess
+
+    code = ("import ctypes\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "def shm(size):\n"
+            "    got = libc.shmget(0, ctypes.c_size_t(size), 0o1600)\n"
+            "    return 'ok' if got >= 0 else ctypes.get_errno()\n"
+            "print(shm(65 * 2**20), shm(64 * 2**20), shm(2**20))\n"
+            "queues = [libc.msgget(0, 0o1600) for _ in range(17)]\n"
+            "print(sum(q >= 0 for q in queues), ctypes.get_errno())")
+    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", "--"]
+    done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert open("/proc/sys/kernel/msgmni").read().strip() != "16"
+    if os.getuid() != 0:
+        assert "System V shared memory and message queues are not capped here" in done.stderr
+        return
+    assert done.stdout.splitlines() == ["22 ok 28", "16 28"]
