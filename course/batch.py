@@ -460,6 +460,37 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
     psutil.wait_procs(descendants, timeout=10)
 
 
+# nbgrader's log of one submission, kernel output included, keeps its first and its last
+# MAX_LOG_BYTES / 2 (a few KiB in all when all goes well; nbgrader's last lines say which cells timed out).
+MAX_LOG_BYTES = 16 * 2**20
+LOG_CUT = "\n[course grade: {more:,} bytes of this log were dropped here, past its {limit:g} MiB]\n"
+
+
+def _copy_log(stream: IO[bytes], log: IO[bytes], limit: int) -> None:
+    """Copy ``stream`` into ``log``: all of it up to ``limit`` bytes, else its first and last ``limit / 2``
+    with a line saying how much was dropped between them."""
+    head, tail, dropped, written = limit // 2, bytearray(), 0, 0
+    try:
+        for chunk in iter(lambda: stream.read1(2**16), b""):
+            if written < head:
+                part = chunk[:head - written]
+                log.write(part)
+                log.flush()
+                written += len(part)
+                chunk = chunk[len(part):]
+            tail += chunk
+            if len(tail) > limit - head:
+                dropped += len(tail) - (limit - head)
+                del tail[:len(tail) - (limit - head)]
+        if dropped:
+            log.write(LOG_CUT.format(more=dropped, limit=limit / 2**20).encode())
+        log.write(tail)
+    except (OSError, ValueError):  # the log was closed: grading is over
+        pass
+    finally:
+        stream.close()
+
+
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
               memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None,
               processes: Processes | None = None) -> Outcome:
@@ -499,14 +530,18 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     processes = processes or Processes()
     log_path = root / "logs" / assignment / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = processes.start(command, cwd=workspace, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log:
+        # nbgrader's output and the kernel's own (the kernel inherits nbgrader's standard output and error:
+        # a student's os.write(1, ...) lands here), through a pipe that keeps the first MAX_LOG_BYTES.
+        process = processes.start(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if process is None:
             outcome.graded = False
             outcome.problems.append("not graded: grading was stopped")
             if runtime is not None:
                 shutil.rmtree(runtime, ignore_errors=True)
             return outcome
+        logger = threading.Thread(target=_copy_log, args=(process.stdout, log, MAX_LOG_BYTES), daemon=True)
+        logger.start()
         tmpfs = sandbox.tmpfs_folders([root, workdir]) if sandboxed else []
         watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome),
                                     kwargs={"tmpfs": tmpfs, "disk": workspace}, daemon=True)
@@ -520,6 +555,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         finally:
             processes.finished(process)
         watchdog.join()
+        logger.join(timeout=10)  # a process the kill missed may hold the pipe open: the log is done anyway
     if runtime is not None:
         shutil.rmtree(runtime, ignore_errors=True)
     log_text = log_path.read_text(errors="replace")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import re
@@ -638,3 +639,20 @@ def test_a_terminal_gets_a_live_bar_with_the_eta_and_the_finished_lines_above_it
     text = screen.getvalue()
     assert "alice  10/10  40 s" in text
     assert "1/3" in text and "ETA 1 min 20 s" in text.rsplit("alice", 1)[1], "the bar, with its ETA, stays below the lines"
+
+
+def test_the_grading_log_keeps_its_first_and_last_part_and_says_what_was_dropped():
+    """A kernel's output reaches nbgrader's log (the kernel inherits its standard output): 10 bytes at most here."""
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as out:
+        out.write(b"0123456789" + b"x" * 1000 + b"ABCDEFGHIJ")
+    log = io.BytesIO()
+    batch._copy_log(os.fdopen(read, "rb"), log, 20)
+    assert log.getvalue() == (b"0123456789" + batch.LOG_CUT.format(more=1000, limit=20 / 2**20).encode()
+                              + b"ABCDEFGHIJ")
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as out:
+        out.write(b"short")
+    log = io.BytesIO()
+    batch._copy_log(os.fdopen(read, "rb"), log, 20)
+    assert log.getvalue() == b"short"

@@ -75,6 +75,16 @@ def test_sample_submission_gets_exactly_its_expected_score(course, assignment, s
         f"{spec.student} scored {row['score']}; problems: {batch.problems_in_log(log)}")
 
 
+def test_no_grading_log_passes_its_limit(course):
+    """01's floods_log writes 64 MiB to the grader's log; every log keeps at most batch.MAX_LOG_BYTES of what
+    nbgrader and the kernel wrote, and says what it dropped."""
+    root, _ = course
+    sizes = {path.name: path.stat().st_size for path in (root / "logs").rglob("*.log")}
+    assert sizes and max(sizes.values()) <= batch.MAX_LOG_BYTES + 200, sizes
+    flooded = (root / "logs" / "01_images" / "floods_log.log").read_text(errors="replace")
+    assert "bytes of this log were dropped here, past its 16 MiB" in flooded
+
+
 # The capstone's tests measure the submitted model file, which an untouched release
 # lacks: they fail on that, not on a stub.
 TESTS_CALL_NO_STUB = {"08_cifar_challenge"}
