@@ -277,6 +277,12 @@ class DropUnknownGradeIds(NbGraderPreprocessor):
         return nb, resources
 
 
+# The longest message read from the judge. Its outputs are capped (course/judge.py: 100,000 characters
+# printed, 10,000 of a value or an error) and its other messages are short, so a longer line means a
+# broken judge: it is killed, and the cell fails as for a judge that stopped.
+MAX_JUDGE_LINE = 4 * 2**20
+
+
 class JudgeProcess:
     """The judge (``python -I -m course.judge``), started beside a student's kernel and spoken to in JSON lines."""
 
@@ -289,7 +295,10 @@ class JudgeProcess:
 
     def _read(self) -> None:
         assert self.process.stdout is not None
-        for line in self.process.stdout:
+        while line := self.process.stdout.readline(MAX_JUDGE_LINE + 1):
+            if len(line) > MAX_JUDGE_LINE:  # never from a judge that works: it caps what it sends
+                self.process.kill()
+                break
             self.lines.put(line)
         self.lines.put(None)
 

@@ -171,6 +171,25 @@ def _config(value: Any) -> Any:
         return config, None
 
 
+# What a test cell prints is kept up to this many characters (the rest is dropped as it is printed, so
+# printing a student's huge value costs the judge no memory).
+MAX_PRINTED = 100_000
+
+
+class _Kept(io.StringIO):
+    """A ``StringIO`` that keeps only the first ``limit`` characters written to it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def write(self, text: str) -> int:
+        room = self.limit - self.tell()
+        if room > 0:
+            super().write(text[:room])
+        return len(text)
+
+
 class Judge:
     """Runs test cells in a namespace whose notebook names come from the kernel as data."""
 
@@ -307,7 +326,7 @@ class Judge:
     def run_cell(self, source: str) -> list[dict[str, Any]]:
         """Run one test cell; return its outputs in nbformat's form."""
         self.namespace.begin_cell()
-        printed = io.StringIO()
+        printed = _Kept(MAX_PRINTED)
         outputs: list[dict[str, Any]] = []
         value = None
         try:
@@ -322,7 +341,7 @@ class Judge:
             error = caught
         text = printed.getvalue()
         if text:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": text[:100_000]})
+            outputs.append({"output_type": "stream", "name": "stdout", "text": text})
         if error is not None:
             outputs.append(self._error_output(error, source))
         elif value is not None:

@@ -208,3 +208,17 @@ def test_the_judge_starts_isolated_inside_the_kernels_sandbox():
     assert judge_command(kernel) == ["/py", "-I", "-m", "course.sandbox", "--hide=/course", "--",
                                      sys.executable, "-I", "-m", "course.judge"]
     assert judge_command(["/py", "-m", "ipykernel_launcher", "-f", "x"]) == [sys.executable, "-I", "-m", "course.judge"]
+
+
+def test_a_message_from_the_judge_past_its_limit_stops_the_judge_and_is_never_read_whole(monkeypatch):
+    """A judge that works caps what it sends; a line longer than MAX_JUDGE_LINE is a broken judge."""
+    import pytest
+
+    from course import grading
+
+    monkeypatch.setattr(grading, "MAX_JUDGE_LINE", 1000)
+    talker = grading.JudgeProcess([sys.executable, "-c", "print('{\"op\": \"ready\"}'); print('x' * 5000); "
+                                   "import time; time.sleep(60)"], cwd=".", log=None)
+    assert talker.receive(timeout=30) == {"op": "ready"}
+    with pytest.raises(RuntimeError, match=r"the judge stopped \(exit code -9\)"):
+        talker.receive(timeout=30)

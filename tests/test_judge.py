@@ -211,3 +211,15 @@ def test_a_model_compiled_in_the_kernel_comes_back_compiled(kernel):
     names["compile_model"] = compile_model
     cell = "_c = compile_model(build()).get_compile_config()\nassert 'Adam' in str(_c['optimizer']), 'not compiled'"
     assert the_judge.run_cell(cell) == []
+
+
+def test_what_a_test_cell_prints_is_kept_up_to_its_limit_as_it_is_printed(kernel):
+    """A test printing a large student value (3 * 10**7 characters, 100 times: 3 GB) costs the judge no memory."""
+    import resource
+
+    names, the_judge, _ = kernel
+    names["banner"] = "ab" * 15 * 10**6
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outputs = the_judge.run_cell("for _ in range(100):\n    print(banner)")
+    assert outputs == [{"output_type": "stream", "name": "stdout", "text": ("ab" * 50_000)[:judge.MAX_PRINTED]}]
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: the value and copies
