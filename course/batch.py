@@ -75,7 +75,7 @@ from typing import IO, Any, Callable, Iterator
 
 import psutil
 
-from course import forkwatch, pipeline, preflight, progress, sandbox
+from course import forkwatch, layout, pipeline, preflight, progress, sandbox
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -102,13 +102,11 @@ class Outcome:
         return f"{self.assignment:<16} {self.student:<24} {score:>10} {self.seconds:6.0f} s{problems}"
 
 
-def students(root: Path, assignment: str) -> list[str]:
-    """Students with a submission of ``assignment`` in ``root/submitted``."""
-    return sorted(p.parent.name for p in (root / "submitted").glob(f"*/{assignment}") if p.is_dir())
-
-
-def _database(root: Path) -> str:
-    return f"sqlite:///{root / 'gradebook.db'}"
+def students(root: Path, assignment: str, where: layout.Layout | None = None) -> list[str]:
+    """Students with a submission of ``assignment`` in the course's submitted folder (``root/submitted``
+    unless its nbgrader configuration, read into ``where``, says otherwise)."""
+    where = where or layout.read(root)
+    return sorted(p.parent.name for p in where.step("submitted").glob(f"*/{assignment}") if p.is_dir())
 
 
 # The judge (course/judge.py) holds the values the tests read from the kernel; it has a
@@ -493,7 +491,7 @@ def _copy_log(stream: IO[bytes], log: IO[bytes], limit: int) -> None:
 
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
               memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None,
-              processes: Processes | None = None) -> Outcome:
+              processes: Processes | None = None, where: layout.Layout | None = None) -> Outcome:
     """Autograde one submission in a workspace of its own, ``workdir/<assignment>/<student>``.
 
     The course folder is only read; the gradebook is copied from ``workdir/gradebook.db``,
@@ -503,24 +501,28 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     nbgrader's process so that ``grade`` can stop it.
     """
     start = time.monotonic()
+    where = where or layout.read(root)
     outcome = Outcome(assignment, student, 0.0)
     workspace = workdir / assignment / student
-    submitted = f"submitted/{student}/{assignment}"
+    submitted = f"{where.submitted}/{student}/{assignment}"
     workspace.mkdir(parents=True)
-    outcome.problems += sandbox.copy_files(root, submitted, workspace / submitted, recurse=True)
+    outcome.problems += sandbox.copy_files(where.root, submitted, workspace / submitted, recurse=True)
     if not (workspace / submitted).is_dir():
         outcome.graded = False
         outcome.seconds = time.monotonic() - start
         return outcome
     shutil.copy(root / "nbgrader_config.py", workspace)
-    shutil.copy(workdir / "gradebook.db", workspace)
-    command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force")
+    shutil.copy(workdir / layout.GRADEBOOK, workspace / layout.GRADEBOOK)
+    # The configuration copied here keeps its folder names; its root and gradebook, if it sets them, are
+    # the course's: nbgrader in the workspace is held to the workspace's own.
+    command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force",
+                                        *where.workspace_options(workspace))
     env = pipeline.nbgrader_env()
     if threads:  # workers share the cores instead of each TensorFlow taking them all
         env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
     runtime = None
     if sandboxed:
-        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, workdir])
+        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir])
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
         # The kernel has no network: it speaks to nbgrader over IPC socket files, in a folder
         # of its own with a short absolute path (a socket's path holds at most 107 bytes).
@@ -578,7 +580,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
 COPIED_BACK = ("*.ipynb", "*.keras")
 
 
-def merge(root: Path, workspace: Path, outcome: Outcome) -> None:
+def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | None = None) -> None:
     """Copy one workspace's submission, grades and comments into the course gradebook and folder.
 
     Only :data:`COPIED_BACK` regular files come back, by :func:`course.sandbox.copy_files`;
@@ -586,29 +588,30 @@ def merge(root: Path, workspace: Path, outcome: Outcome) -> None:
     """
     from sqlalchemy.exc import SAWarning
 
+    where = where or layout.read(root)
     assignment = outcome.assignment
     with warnings.catch_warnings():
         # nbgrader's add_submission trips SQLAlchemy's autoflush warning; the rows are written all the same.
         warnings.simplefilter("ignore", SAWarning)
-        _merge_grades(root, workspace, outcome)
-    relative = f"autograded/{outcome.student}/{assignment}"
-    destination = root / relative
+        _merge_grades(where.db_url, workspace, outcome)
+    relative = f"{where.autograded}/{outcome.student}/{assignment}"
+    destination = where.root / relative
     if destination.exists():
         shutil.rmtree(destination)
     if outcome.graded and (workspace / relative).is_dir():
         outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=COPIED_BACK)
 
 
-def _merge_grades(root: Path, workspace: Path, outcome: Outcome) -> None:
+def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     assignment = outcome.assignment
-    with Gradebook(_database(workspace)) as source:
+    with Gradebook(f"{layout.SQLITE}{workspace / layout.GRADEBOOK}") as source:
         try:
             graded = source.find_submission(assignment, outcome.student)
         except MissingEntry:
             graded = None
-        with Gradebook(_database(root)) as target:
+        with Gradebook(db_url) as target:
             target.update_or_create_student(outcome.student)
             try:
                 target.remove_submission(assignment, outcome.student)
@@ -637,12 +640,12 @@ def _merge_grades(root: Path, workspace: Path, outcome: Outcome) -> None:
             outcome.score, outcome.max_score = merged.score, merged.max_score
 
 
-def _ensure_in_gradebook(root: Path, assignment: str) -> None:
+def _ensure_in_gradebook(root: Path, assignment: str, where: layout.Layout) -> None:
     """autograde needs the assignment's notebooks in the gradebook: generate it only if they are missing."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    if (root / "gradebook.db").is_file():
-        with Gradebook(_database(root)) as gradebook:
+    if where.gradebook_file.is_file():
+        with Gradebook(where.db_url) as gradebook:
             try:
                 if gradebook.find_assignment(assignment).notebooks:
                     return
@@ -917,6 +920,7 @@ def collect_zips(root: Path, assignment: str, limits: sandbox.Limits = sandbox.L
     folder replaces the student's earlier one and gets a ``timestamp.txt``: the
     newest time the LMS recorded for the student's files, in UTC.
     """
+    where = layout.read(root)
     archive = root / "downloaded" / assignment / "archive"
     if not archive.is_dir() or not any(archive.iterdir()):
         raise SystemExit(f"Nothing to collect: put the LMS download (zip files or notebooks) in {archive}/")
@@ -927,7 +931,7 @@ def collect_zips(root: Path, assignment: str, limits: sandbox.Limits = sandbox.L
             found.setdefault(item.student, []).append(item)
         for student, files in sorted(found.items()):
             try:
-                problem = _place(root, assignment, student, files, limits)
+                problem = _place(where.step("submitted"), assignment, student, files, limits)
             except (OSError, zipfile.BadZipFile, ValueError, EOFError) as error:
                 problem = f"{student}: not collected: {error}"
             if problem:
@@ -937,7 +941,7 @@ def collect_zips(root: Path, assignment: str, limits: sandbox.Limits = sandbox.L
     return collection
 
 
-def _place(root: Path, assignment: str, student: str, files: list[_File], limits: sandbox.Limits) -> str | None:
+def _place(submitted: Path, assignment: str, student: str, files: list[_File], limits: sandbox.Limits) -> str | None:
     """Write one student's files into ``submitted/<student>/<assignment>/``; None, or why they were not."""
     origins: dict[str, list[str]] = {}
     for item in files:
@@ -951,7 +955,7 @@ def _place(root: Path, assignment: str, student: str, files: list[_File], limits
         refused = budget.refuse(item.size)
         if refused:
             return f"{student}: not collected: {refused}"
-    folder = root / "submitted" / student
+    folder = submitted / student
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{assignment}-", dir=folder))
     try:
@@ -1010,16 +1014,22 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
         raise ValueError(f"jobs must be at least 1, not {jobs}")
     if sandboxed and not sandbox.available():
         raise SystemExit(sandbox.INSTALL_HINT)
-    submissions = [(assignment, student) for assignment in assignments for student in students(root, assignment)]
+    try:
+        where = layout.read(root)
+    except layout.LayoutError as error:
+        raise SystemExit(f"course grade: {error}. Nothing was graded.") from None
+    submitted = where.step("submitted")
+    submissions = [(assignment, student) for assignment in assignments
+                   for student in students(root, assignment, where)]
     if not submissions:
-        raise SystemExit(f"No submissions of {', '.join(assignments)} in {root / 'submitted'}/<student>/<assignment>/")
+        raise SystemExit(f"No submissions of {', '.join(assignments)} in {submitted}/<student>/<assignment>/")
     if only is not None:
         missing = sorted(set(only) - {student for _, student in submissions})
         if missing:
-            raise SystemExit(f"No submission of {', '.join(assignments)} by {', '.join(missing)} in {root / 'submitted'}/")
+            raise SystemExit(f"No submission of {', '.join(assignments)} by {', '.join(missing)} in {submitted}/")
         submissions = [(a, s) for a, s in submissions if s in only]
     if only_new:
-        submissions = [(a, s) for a, s in submissions if not any((root / "autograded" / s / a).glob("*.ipynb"))]
+        submissions = [(a, s) for a, s in submissions if not any((where.step("autograded") / s / a).glob("*.ipynb"))]
         if not submissions:
             print(f"Nothing new to grade: every submission of {', '.join(assignments)} has an autograded notebook.")
             return []
@@ -1027,11 +1037,11 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     expected = progress.load(root)  # the last run's timings: longest first, and an ETA from the start
     submissions = progress.longest_first(submissions, expected)
     try:
-        preflight.check(root, graded, sandboxed)
+        preflight.check(root, graded, sandboxed, where)
     except preflight.PreflightError as error:
         raise SystemExit(f"course grade: this machine cannot grade: {error}") from None
     for assignment in graded:
-        _ensure_in_gradebook(root, assignment)
+        _ensure_in_gradebook(root, assignment, where)
     estimate = progress.Estimate(submissions, jobs, expected)
     print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
           f"{'' if sandboxed else ', NOT sandboxed'}... {progress.format_seconds(estimate.left())}", flush=True)
@@ -1041,12 +1051,12 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     display = _display(len(submissions))
     try:
         with display as bar, tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
-            shutil.copy(root / "gradebook.db", Path(scratch) / "gradebook.db")
+            shutil.copy(where.gradebook_file, Path(scratch) / layout.GRADEBOOK)
             threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
             pool = ThreadPoolExecutor(max_workers=jobs)
             try:
                 pending = {pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
-                                       sandboxed, threads, processes): (assignment, student)
+                                       sandboxed, threads, processes, where): (assignment, student)
                            for assignment, student in submissions}
                 while pending and processes.signal is None:
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
@@ -1055,7 +1065,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                         if processes.signal is not None:
                             break
                         assignment, student = pending.pop(future)
-                        outcome = _finish(root, Path(scratch), future, assignment, student)
+                        outcome = _finish(root, Path(scratch), future, assignment, student, where)
                         outcomes.append(outcome)
                         estimate.done(assignment, outcome.seconds)
                         bar.line(f"{progress_bar(len(outcomes), len(submissions))}  "
@@ -1083,7 +1093,8 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
 
 
-def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str, student: str) -> Outcome:
+def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str, student: str,
+            where: layout.Layout | None = None) -> Outcome:
     """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's."""
     try:
         outcome = future.result()
@@ -1093,7 +1104,7 @@ def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str,
     if outcome.never_started:
         return outcome  # the machine's fault: the student's earlier grade stays
     try:
-        merge(root, scratch / assignment / student, outcome)
+        merge(root, scratch / assignment / student, outcome, where)
     except Exception as error:  # noqa: BLE001
         outcome.problems.append(f"merging failed ({type(error).__name__}: {error})")
     finally:  # what the student's code wrote there (up to the disk limit) goes now, not at the end of the run

@@ -100,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
         ranked, unmeasured = leaderboard.entries(root, args.assignment)
         if not ranked and not unmeasured:
-            command_line.error(f"no autograded submissions of {args.assignment} in {root / 'autograded'}: run `course grade {args.assignment}` first")
+            from course import layout
+
+            command_line.error(f"no autograded submissions of {args.assignment} in "
+                               f"{layout.read(root).step('autograded')}: run `course grade {args.assignment}` first")
         print(leaderboard.format_table(ranked, unmeasured))
         leaderboard.write_csv(root / "leaderboard.csv", ranked)
     elif args.command == "links":

@@ -21,6 +21,8 @@ from typing import Any
 
 import nbformat
 
+from course import layout
+
 MARKER = "LEADERBOARD "
 GRADE_ID = "challenge_accuracy_tiers"
 
@@ -52,9 +54,10 @@ def _measured(notebook: nbformat.NotebookNode, grade_id: str) -> dict[str, Any] 
 
 
 def entries(root: Path, assignment: str, grade_id: str = GRADE_ID) -> tuple[list[Entry], list[str]]:
-    """The ranked entries (best accuracy first, then fewer parameters) and the students without a measured model."""
+    """The ranked entries (best accuracy first, then fewer parameters) and the students without a measured model,
+    from the course's autograded folder (course/layout.py)."""
     ranked, unmeasured = [], []
-    for path in sorted((root / "autograded").glob(f"*/{assignment}/*.ipynb")):
+    for path in sorted(layout.read(root).step("autograded").glob(f"*/{assignment}/*.ipynb")):
         student = path.parent.parent.name
         measured = _measured(nbformat.read(path, as_version=4), grade_id)
         if measured is None:

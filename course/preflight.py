@@ -12,10 +12,9 @@ symlink under a hidden folder). :func:`check` runs, in this order:
    decoded caches, which the sandbox can only read);
 3. the same loads succeed inside the sandbox, as the student's kernel runs.
 
-Before them, :func:`course_directory_settings` refuses nbgrader ``CourseDirectory``
-settings that ``course grade`` does not follow (another gradebook, other folder names):
-it would grade into ``gradebook.db`` and ``autograded/`` while the Formgrader read
-elsewhere.
+Before them, the course's nbgrader configuration is read (course/layout.py): its
+folders and gradebook are the ones graded into, and a setting ``course grade``
+cannot follow stops it.
 
 Each failure raises :class:`PreflightError` with the reason and what to do.
 """
@@ -28,6 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from course import layout
+from course.layout import Layout
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
 TIMEOUT_SECONDS = 600
 
@@ -36,11 +38,11 @@ class PreflightError(Exception):
     """This machine cannot grade: nothing has been changed."""
 
 
-def datasets_used(root: Path, assignments: list[str]) -> list[str]:
-    """The datasets the assignments' source notebooks load with ``course.data``."""
+def datasets_used(source: Path, assignments: list[str]) -> list[str]:
+    """The datasets the assignments' source notebooks (in the course's ``source`` folder) load with ``course.data``."""
     used: set[str] = set()
     for assignment in assignments:
-        for notebook in (root / "source" / assignment).glob("*.ipynb"):
+        for notebook in (source / assignment).glob("*.ipynb"):
             used |= set(re.findall(r"data\.(mnist|fashion_mnist|cifar10)\(", notebook.read_text(errors="replace")))
     return [name for name in DATASETS if name in used]
 
@@ -55,42 +57,16 @@ def _tail(result: subprocess.CompletedProcess[str]) -> str:
     return "\n".join(lines[-5:]) or f"exit code {result.returncode}"
 
 
-# nbgrader's CourseDirectory settings that course grade takes as nbgrader's defaults.
-FOLDERS = {"source_directory": "source", "release_directory": "release", "submitted_directory": "submitted",
-           "autograded_directory": "autograded", "feedback_directory": "feedback"}
+def check(root: Path, assignments: list[str], sandboxed: bool, where: Layout | None = None) -> None:
+    """Raise :class:`PreflightError` unless the sandbox works here and the assignments' data load inside it.
 
-
-def course_directory_settings(root: Path) -> None:
-    """Raise :class:`PreflightError` when ``root/nbgrader_config.py`` moves the gradebook, the course root
-    or a folder away from where ``course grade`` reads and writes them (nbgrader's defaults)."""
-    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
-
-    try:
-        settings = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config().CourseDirectory
-    except ConfigFileNotFound:
-        return
-    except Exception as error:  # the instructor's own file: its error, said plainly
-        raise PreflightError(f"nbgrader_config.py cannot be read ({type(error).__name__}: {error}). Nothing was graded.")
-    different = []
-    for name, default in FOLDERS.items():
-        if name in settings and settings[name] != default:
-            different.append(f"CourseDirectory.{name} = {settings[name]!r} (course grade uses {default!r})")
-    if "root" in settings and Path(settings["root"]).resolve() != root.resolve():
-        different.append(f"CourseDirectory.root = {settings['root']!r} (course grade uses {str(root.resolve())!r})")
-    if settings.get("db_url") and settings["db_url"] != f"sqlite:///{root / 'gradebook.db'}":
-        different.append(f"CourseDirectory.db_url = {settings['db_url']!r} (course grade uses {root / 'gradebook.db'})")
-    if different:
-        raise PreflightError(
-            "nbgrader_config.py sets what course grade does not follow: " + "; ".join(different) + ". Remove those "
-            "settings, or grade with `nbgrader autograde` (one submission at a time, unsandboxed). Nothing was graded.")
-
-
-def check(root: Path, assignments: list[str], sandboxed: bool) -> None:
-    """Raise :class:`PreflightError` unless nbgrader's settings are ones course grade follows, the sandbox works
-    here and the assignments' data load inside it."""
+    ``where`` is the course's layout (course/layout.py); read from ``root`` when not given."""
     from course import sandbox
 
-    course_directory_settings(root)
+    try:
+        where = where or layout.read(root)
+    except layout.LayoutError as error:
+        raise PreflightError(f"{error}. Nothing was graded.") from None
 
     if sandboxed:
         probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",
@@ -102,7 +78,7 @@ def check(root: Path, assignments: list[str], sandboxed: bool) -> None:
                 "unprivileged containers (Docker, Kubernetes pods) and where AppArmor restricts user namespaces "
                 "(bubblewrap issue 505): grade on a machine or VM where `bwrap --ro-bind / / true` works, or allow user "
                 "namespaces. Nothing was graded.")
-    datasets = datasets_used(root, assignments)
+    datasets = datasets_used(where.step("source"), assignments)
     if not datasets:
         return
     result = subprocess.run(_load_command(datasets), capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
@@ -111,12 +87,13 @@ def check(root: Path, assignments: list[str], sandboxed: bool) -> None:
                              "Nothing was graded.")
     if sandboxed:
         with tempfile.TemporaryDirectory(prefix="course-preflight-") as folder:
-            command = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={root.resolve()}", "--",
-                       *_load_command(datasets)]
+            command = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={path}" for path in where.hidden()),
+                       "--", *_load_command(datasets)]
             result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
         if result.returncode != 0:
             raise PreflightError(
                 f"the datasets {', '.join(datasets)} load here but not inside the sandbox, where students' code runs:\n"
-                f"{_tail(result)}\nThe sandbox hides {root.resolve()} and the home folder: keep COURSE_DATA_DIR and "
+                f"{_tail(result)}\nThe sandbox hides {', '.join(map(str, where.hidden()))} and the home folder: keep "
+                "COURSE_DATA_DIR and "
                 f"COURSE_CACHE_DIR outside them, or on paths readable from elsewhere ({sandbox.__name__}.readable_inside). "
                 "Nothing was graded.")

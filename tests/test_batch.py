@@ -656,3 +656,33 @@ def test_the_grading_log_keeps_its_first_and_last_part_and_says_what_was_dropped
     log = io.BytesIO()
     batch._copy_log(os.fdopen(read, "rb"), log, 20)
     assert log.getvalue() == b"short"
+
+
+def test_the_courses_own_folder_names_and_gradebook_are_where_it_grades(tmp_path):
+    """nbgrader_config.py renames the submitted, autograded and feedback folders and keeps the gradebook outside
+    the course folder: course grade reads and writes there (as the Formgrader reads), and makes nothing at
+    nbgrader's default places. reads_instructor_files, which reads and appends to every notebook and gradebook
+    it finds, finds none (tests/test_layout.py: the gradebook's folder is hidden in the sandbox)."""
+    from nbgrader.api import Gradebook
+
+    root = _course(tmp_path, only=["correct", "reads_instructor_files"])
+    books = tmp_path / "books"
+    books.mkdir()
+    (root / "gradebook.db").rename(books / "grades.sqlite")
+    (root / "submitted").rename(root / "handed_in")
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write('\nc.CourseDirectory.submitted_directory = "handed_in"\n'
+                     'c.CourseDirectory.autograded_directory = "graded"\n'
+                     'c.CourseDirectory.feedback_directory = "returned"\n'
+                     f'c.CourseDirectory.db_url = "sqlite:///{books / "grades.sqlite"}"\n')
+    outcomes = batch.grade(root, [ASSIGNMENT], jobs=2)
+    assert [(o.student, o.score, o.problems) for o in outcomes] == [("correct", 10, []),
+                                                                    ("reads_instructor_files", 10, [])]
+    with Gradebook(f"sqlite:///{books / 'grades.sqlite'}") as gradebook:
+        assert gradebook.find_submission(ASSIGNMENT, "correct").score == 10
+    assert _grades(root) == {"correct": 10.0, "reads_instructor_files": 10.0}
+    assert list((root / "graded" / "correct" / ASSIGNMENT).glob("*.ipynb"))
+    assert list((root / "returned" / "correct" / ASSIGNMENT).glob("*.html"))
+    assert not any((root / name).exists() for name in ("submitted", "autograded", "feedback", "gradebook.db"))
+    notebook = next((root / "graded" / "reads_instructor_files" / ASSIGNMENT).glob("*.ipynb")).read_text()
+    assert "read: []" in notebook and "wrote: []" in notebook

@@ -21,8 +21,8 @@ def _course(tmp_path: Path, notebook_text: str) -> Path:
 
 def test_the_datasets_an_assignment_reads_are_found_in_its_notebooks(tmp_path):
     root = _course(tmp_path, '"(x, y), _ = data.cifar10()\\n", "data.mnist()"')
-    assert preflight.datasets_used(root, ["A"]) == ["mnist", "cifar10"]
-    assert preflight.datasets_used(ROOT, ["04_fashion_cnn"]) == ["fashion_mnist"]
+    assert preflight.datasets_used(root / "source", ["A"]) == ["mnist", "cifar10"]
+    assert preflight.datasets_used(ROOT / "source", ["04_fashion_cnn"]) == ["fashion_mnist"]
 
 
 def test_bubblewrap_that_cannot_create_namespaces_stops_grading_before_any_change(tmp_path, monkeypatch):
@@ -53,22 +53,12 @@ def test_datasets_reached_through_a_link_under_the_hidden_course_folder_load_in_
     preflight.check(root, ["A"], sandboxed=True)
 
 
-def test_nbgrader_course_directory_settings_course_grade_does_not_follow_stop_it(tmp_path):
-    config = tmp_path / "nbgrader_config.py"
-    preflight.course_directory_settings(tmp_path)  # no configuration: nbgrader's defaults
-    config.write_text('c = get_config()\nc.CourseDirectory.course_id = "x"\nc.CourseDirectory.submitted_directory = "submitted"\n'
-                      f'c.CourseDirectory.db_url = "sqlite:///{tmp_path}/gradebook.db"\n')
-    preflight.course_directory_settings(tmp_path)  # the defaults, spelled out
-    config.write_text('c = get_config()\nc.CourseDirectory.autograded_directory = "graded"\n'
-                      'c.CourseDirectory.db_url = "postgresql://grades"\n')
-    with pytest.raises(preflight.PreflightError) as caught:
-        preflight.course_directory_settings(tmp_path)
-    assert str(caught.value) == (
-        "nbgrader_config.py sets what course grade does not follow: CourseDirectory.autograded_directory = 'graded' "
-        "(course grade uses 'autograded'); CourseDirectory.db_url = 'postgresql://grades' (course grade uses "
-        f"{tmp_path}/gradebook.db). Remove those settings, or grade with `nbgrader autograde` (one submission at a "
-        "time, unsandboxed). Nothing was graded.")
-
-
-def test_the_courses_own_configuration_is_one_course_grade_follows():
-    preflight.course_directory_settings(Path(__file__).parents[1])
+def test_a_configuration_course_grade_cannot_follow_stops_it_before_any_change(tmp_path):
+    root = _course(tmp_path, "no data")
+    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.db_url = "postgresql://grades"\n')
+    with pytest.raises(preflight.PreflightError, match="course grade needs an SQLite file.*Nothing was graded"):
+        preflight.check(root, ["A"], sandboxed=False)
+    (root / "submitted" / "ann" / "A").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="course grade: nbgrader_config.py sets what course grade cannot follow"):
+        batch.grade(root, ["A"], sandboxed=False)
+    assert sorted(p.name for p in root.iterdir()) == ["nbgrader_config.py", "source", "submitted"]
