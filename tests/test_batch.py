@@ -386,9 +386,9 @@ def test_merge_copies_back_only_notebooks_and_model_files(tmp_path, monkeypatch)
 def _stub_grading(monkeypatch, grade_one, merge=None) -> list[str]:
     """Replace grading by ``grade_one`` (and merging by ``merge``): what nbgrader would have done after, recorded."""
     ran: list[str] = []
-    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment, where: None)
     monkeypatch.setattr(batch, "grade_one", grade_one)
-    monkeypatch.setattr(batch, "merge", merge or (lambda root, workspace, outcome: None))
+    monkeypatch.setattr(batch, "merge", merge or (lambda root, workspace, outcome, where=None: None))
     monkeypatch.setattr(pipeline, "nbgrader", lambda root, *args, capture=False: ran.append(" ".join(args)))
     monkeypatch.setattr(pipeline, "export", lambda root, capture=False: ran.append("export"))
     return ran
@@ -406,7 +406,7 @@ def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_pa
             raise OSError(28, "No space left on device")
         return _graded(root, assignment, student)
 
-    def merge(root, workspace, outcome):
+    def merge(root, workspace, outcome, where=None):
         if outcome.student == "carol":
             raise PermissionError(13, "Permission denied")
 
@@ -418,6 +418,16 @@ def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_pa
         ("carol", 10.0, ["merging failed (PermissionError: [Errno 13] Permission denied)"]),
     ]
     assert ran == ["generate_feedback A --force", "export"]
+
+
+def test_a_grading_run_that_changes_an_instructors_file_fails_its_test(tmp_path, monkeypatch):
+    """tests/conftest.py hashes the course's and this repository's files around every batch.grade call."""
+    root = _fake_course(tmp_path, ["alice"])
+    _stub_grading(monkeypatch, _graded)
+    changed = root / "submitted" / "alice" / "A" / "A.ipynb"
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment, where: changed.write_text("changed"))
+    with pytest.raises(AssertionError, match=f"course grade changed the instructor's files: \\['{changed}'\\]"):
+        batch.grade(root, ["A"], jobs=1, sandboxed=False)
 
 
 def test_only_named_students_and_only_new_submissions_are_graded(tmp_path, monkeypatch, capsys):
@@ -563,7 +573,7 @@ from course import batch, cli, pipeline
 # nbgrader stands still, with a child in a session of its own, as jupyter_client starts kernels
 pipeline.nbgrader_command = lambda *args: [sys.executable, "-c",
     "import subprocess, sys, time; subprocess.Popen(['sleep', '300'], start_new_session=True); time.sleep(300)"]
-batch._ensure_in_gradebook = lambda root, assignment: None
+batch._ensure_in_gradebook = lambda root, assignment, where: None
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -601,7 +611,7 @@ def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_grad
 def test_kernels_that_never_start_change_no_grade_and_stop_the_run(tmp_path, monkeypatch, capsys):
     root = _fake_course(tmp_path, ["ann", "bob", "cid", "dee"])
     (root / "gradebook.db").write_bytes(b"the earlier grades")
-    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment, where: None)
     _stub_nbgrader(monkeypatch, "import sys; print('[AutogradeApp | ERROR] Error occurred while starting new kernel client "
                                 "for kernel 1: Kernel died before replying to kernel_info'); sys.exit(1)")
     with pytest.raises(SystemExit) as stopped:
@@ -616,7 +626,7 @@ def test_kernels_that_never_start_change_no_grade_and_stop_the_run(tmp_path, mon
 def test_one_kernel_that_never_starts_keeps_that_students_earlier_grade(tmp_path, monkeypatch):
     root = _fake_course(tmp_path, ["ann"])
     merged = []
-    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment: None)
+    monkeypatch.setattr(batch, "_ensure_in_gradebook", lambda root, assignment, where: None)
     monkeypatch.setattr(batch, "merge", lambda *args: merged.append(args))
     monkeypatch.setattr(pipeline, "nbgrader", lambda *args, **kwargs: None)
     monkeypatch.setattr(pipeline, "export", lambda *args, **kwargs: [])
