@@ -20,6 +20,8 @@ examples:
   course grade --all --only-new                  only submissions not autograded yet
   course grade 03_mnist_cnn --zip-collect        first collect downloaded/03_mnist_cnn/archive/
   course leaderboard                             rank the capstone's models
+  course publish ../edition --url https://github.com/OWNER/cnn-course-notebooks --tag v1.0
+                                                 the student edition, to push as its own repository
 
 Ctrl-C while grading kills every running submission, keeps what was already
 graded, and says how to go on (--only-new). See README.md, "For instructors".
@@ -67,6 +69,12 @@ def parser() -> argparse.ArgumentParser:
     board = commands.add_parser("leaderboard", help="rank the capstone's graded models by test accuracy; writes leaderboard.csv")
     board.add_argument("assignment", nargs="?", default="08_cifar_challenge")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
+    edition = commands.add_parser("publish", help="write the student edition (release notebooks, student helpers, "
+                                  "README; no solution, hidden test or grading code) into a new folder")
+    edition.add_argument("out", type=Path, help="a new (or empty) folder, outside the course: the edition's repository")
+    edition.add_argument("--url", required=True, help="the edition's public GitHub address, https://github.com/OWNER/NAME")
+    edition.add_argument("--tag", required=True, help="the git tag the badges and installs pin, e.g. v1.0")
+    edition.add_argument("--hub", help="a JupyterHub's address: the README adds nbgitpuller links to it")
     return main_parser
 
 
@@ -111,6 +119,19 @@ def main(argv: list[str] | None = None) -> int:
 
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")
+    elif args.command == "publish":
+        from course import publish
+
+        try:
+            written = publish.publish(root, args.out.resolve(), args.url, args.tag, args.hub)
+        except publish.PublishError as error:
+            command_line.error(str(error))
+        leaked = publish.leaks(root, args.out.resolve())
+        if leaked:  # never expected: every file comes from an allowlist
+            print("The edition holds what students must not see; do not push it:", *leaked, sep="\n  ")
+            return 1
+        print(f"Wrote the student edition ({len(written)} files) to {args.out}: no solution, hidden test or grading "
+              f"code in it. Push it to {args.url} and tag it {args.tag}.")
     else:
         from course import demo
 

@@ -22,12 +22,13 @@ def repository_url(root: Path) -> str:
     return tomllib.loads((root / "pyproject.toml").read_text())["project"]["urls"]["Repository"].rstrip("/")
 
 
-def badge(repository: str, assignment: str, branch: str = "main") -> str:
-    """Markdown for the badge that opens ``release/<assignment>/<assignment>.ipynb`` in Colab."""
+def badge(repository: str, assignment: str, branch: str = "main", folder: str = "release") -> str:
+    """Markdown for the badge that opens ``<folder>/<assignment>/<assignment>.ipynb`` of ``branch`` (or a tag)
+    in Colab; the student edition (course/publish.py) keeps its notebooks in ``notebooks/``."""
     path = repository.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
-        f"(https://colab.research.google.com/github/{path}/blob/{branch}/release/{assignment}/{assignment}.ipynb)"
+        f"(https://colab.research.google.com/github/{path}/blob/{branch}/{folder}/{assignment}/{assignment}.ipynb)"
     )
 
 
