@@ -80,12 +80,28 @@ def export(root: Path, capture: bool = False) -> list[dict[str, str]]:
 
 
 def format_grades(rows: list[dict[str, str]]) -> str:
-    """A plain-text table of ``grades.csv`` rows; nbgrader lists every student for
-    every assignment, and a row without a timestamp had no submission."""
-    width = max([16, *(len(row["assignment"]) for row in rows)])
-    lines = [f"{'assignment':<{width}} {'student':<24} {'score':>7} {'max':>5}"]
-    for row in sorted(rows, key=lambda r: (r["assignment"], r["student_id"])):
-        score = f"{float(row['score']):>7.1f}" if row["timestamp"] else f"{'-':>7}"
-        note = "" if row["timestamp"] else "  (no submission)"
-        lines.append(f"{row['assignment']:<{width}} {row['student_id']:<24} {score} {float(row['max_score']):>5.1f}{note}")
+    """``grades.csv`` as a grade table: one row per student, a column per assignment (headed by its number, named
+    in the legend below), and each student's total. nbgrader lists every student for every assignment; a row
+    without a timestamp had no submission (``-``, counted 0 in the total)."""
+    assignments = sorted({row["assignment"] for row in rows})
+    maximum = {row["assignment"]: float(row["max_score"]) for row in rows}
+    prefixes = [a.split("_")[0] for a in assignments]
+    short = dict(zip(assignments, prefixes)) if len(set(prefixes)) == len(prefixes) else {a: a for a in assignments}
+    scores: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        scores.setdefault(row["student_id"], {})[row["assignment"]] = float(row["score"]) if row["timestamp"] else None
+    width = max([7, *(len(student) for student in scores)])
+    columns = [max(5, len(short[a])) for a in assignments]
+    total_max = sum(maximum.values())
+    totals = {student: f"{sum(v or 0.0 for v in scores[student].values()):g}/{total_max:g}" for student in scores}
+    total_width = max(len("total"), *(len(t) for t in totals.values()))
+    lines = [f"{'student':<{width}} " + " ".join(f"{short[a]:>{w}}" for a, w in zip(assignments, columns))
+             + f"  {'total':>{total_width}}"]
+    for student in sorted(scores):
+        cells = [scores[student].get(a) for a in assignments]
+        lines.append(f"{student:<{width}} " + " ".join(f"{'-' if c is None else f'{c:g}':>{w}}" for c, w in zip(cells, columns))
+                     + f"  {totals[student]:>{total_width}}")
+    lines.append("")
+    lines += [f"{short[a]:>{max(columns)}}  {a} (out of {maximum[a]:g})" for a in assignments if short[a] != a]
+    lines.append("-: no submission (0 in the total)")
     return "\n".join(lines)

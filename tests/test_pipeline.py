@@ -225,19 +225,26 @@ def _row(assignment: str, student: str, score: str, submitted: bool = True) -> d
     return {"assignment": assignment, "student_id": student, "timestamp": timestamp, "score": score, "max_score": "10.0"}
 
 
-def test_rows_without_a_submission_are_marked_not_scored_zero():
-    rows = [_row("02_b", "ann", "6.0"), _row("01_a", "bob", "0.0", submitted=False)]
+def test_the_grade_table_has_a_row_per_student_and_a_column_per_assignment():
+    rows = [_row("02_b", "ann", "6.0"), _row("01_a", "ann", "0.0", submitted=False),
+            _row("01_a", "bob", "9.5"), _row("02_b", "bob", "10.0"), _row("03_capstone", "bob", "3.0")]
     assert pipeline.format_grades(rows).splitlines() == [
-        "assignment       student                    score   max",
-        "01_a             bob                            -  10.0  (no submission)",
-        "02_b             ann                          6.0  10.0",
+        "student    01    02    03    total",
+        "ann         -     6     -     6/30",
+        "bob       9.5    10     3  22.5/30",
+        "",
+        "   01  01_a (out of 10)",
+        "   02  02_b (out of 10)",
+        "   03  03_capstone (out of 10)",
+        "-: no submission (0 in the total)",
     ]
 
 
-def test_long_assignment_names_widen_the_column():
-    rows = [_row("06_normalization_optimizers", "ann", "6.0"), _row("01_a", "bob", "1.0")]
+def test_assignments_without_distinct_numbers_are_headed_by_their_names():
+    rows = [_row("intro", "ann", "6.0"), _row("intro_2", "ann", "1.0")]
     assert pipeline.format_grades(rows).splitlines() == [
-        "assignment                  student                    score   max",
-        "01_a                        bob                          1.0  10.0",
-        "06_normalization_optimizers ann                          6.0  10.0",
+        "student intro intro_2  total",
+        "ann         6       1   7/20",
+        "",
+        "-: no submission (0 in the total)",
     ]
