@@ -10,7 +10,7 @@ ifdef COURSE_DATA_DIR
 export COURSE_DATA_DIR := $(abspath $(COURSE_DATA_DIR))
 endif
 
-.PHONY: demo test bench release lab lab-instructor clean bubblewrap
+.PHONY: demo test bench release lab lab-instructor clean bubblewrap lock
 
 # The sample submissions include one that loops forever: a 300 s limit per cell
 # (instead of 600) keeps demo and tests shorter. Training cells under the grading
@@ -51,11 +51,29 @@ lab lab-instructor: $(VENV)/.installed
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter/$(if $(filter lab,$@),student,instructor)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	  $(BIN)/jupyter lab
 
-$(VENV)/.installed: pyproject.toml
+# On Linux x86_64 with Python 3.11 (grading machines, CI) the environment is the locked one;
+# elsewhere pip resolves pyproject.toml's ranges.
+LOCK := requirements/grading-linux-x86_64-py311.txt
+LOCKED := $(shell [ "$$(uname -sm)" = "Linux x86_64" ] && $(PYTHON_FOR_VENV) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && echo yes)
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON_FOR_VENV) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+ifeq ($(LOCKED),yes)
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+else
 	$(BIN)/python -m pip install --quiet -e ".[instructor,test]"
+endif
 	touch $@
+
+# Resolve `.[instructor,test]` afresh in a throwaway environment and write it as the lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON_FOR_VENV) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e ".[instructor,test]"
+	{ sed -n '/^#/p' $(LOCK); .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .lock-venv
 
 clean:
 	rm -rf submitted autograded feedback logs downloaded gradebook.db grades.csv .nbgrader.log

@@ -1,7 +1,9 @@
 """Packaging: pyproject.toml's metadata and extras, environment.yml beside it, and the
 student extra resolved for each platform students have (PyPI, dry runs)."""
 
+import importlib.metadata
 import json
+import platform
 import re
 import subprocess
 import sys
@@ -175,3 +177,39 @@ def test_student_extra_resolves_on(tag, python, dry_runs):
     assert re.fullmatch(rf"{tensorflow.replace('-', '_')}-2\.21\.\d+-cp{python.replace('.', '')}-cp{python.replace('.', '')}-{WHEEL_PLATFORM[tag]}\.whl", wheels[tensorflow]), wheels[tensorflow]
     assert wheels["keras"].startswith("keras-3.") and "jupyterlab" in wheels
     assert not wheels.keys() & GRADING_AND_TEST_TOOLS, "the student extra pulls grading or test tools"
+
+
+LOCK = ROOT / "requirements" / "grading-linux-x86_64-py311.txt"
+
+
+def _locked() -> dict[str, str]:
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version and " " not in line, f"not a pin: {line!r}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_grading_lock_satisfies_every_requirement_of_the_instructor_and_test_extras():
+    """Every package `.[instructor,test]` needs on Linux x86_64 under Python 3.11 is pinned, at a version
+    pyproject.toml allows; `make` installs from the lock there."""
+    pins = _locked()
+    environment = {**PLATFORMS["linux-x86_64"][1], "python_version": "3.11", "python_full_version": "3.11.7"}
+    for extra in ("instructor", "test"):
+        for text in _requirements(extra, environment):
+            requirement = Requirement(text)
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{name} ({extra}) is not in {LOCK.name}"
+            assert requirement.specifier.contains(pins[name], prereleases=True), (name, pins[name], text)
+    assert "cnn-course" not in pins  # the course itself is installed from the checkout
+
+
+@pytest.mark.skipif(not (sys.platform == "linux" and platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)),
+                    reason="the lock is for Linux x86_64 with Python 3.11")
+def test_this_environment_is_the_locked_one():
+    """On the lock's platform `make` installs the lock: the tests and `course grade` run on its versions."""
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
+    differ = {name: (version, installed.get(name)) for name, version in _locked().items() if installed.get(name) != version}
+    assert differ == {}, f"installed versions differ from {LOCK.name}: run `make` again (or `make lock`)"
