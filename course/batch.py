@@ -520,9 +520,11 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     env = pipeline.nbgrader_env()
     if threads:  # workers share the cores instead of each TensorFlow taking them all
         env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
-    runtime = None
+    runtime = task_cgroup = None
     if sandboxed:
-        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir])
+        # The kernel's and the judge's tasks are capped by the OS too, in a pids cgroup of their own.
+        task_cgroup = f"{os.getpid()}-{re.sub(r'[^A-Za-z0-9_-]', '_', assignment)}-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}"
+        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir], task_cgroup=task_cgroup)
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
         # The kernel has no network: it speaks to nbgrader over IPC socket files, in a folder
         # of its own with a short absolute path (a socket's path holds at most 107 bytes).
@@ -560,6 +562,8 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         logger.join(timeout=10)  # a process the kill missed may hold the pipe open: the log is done anyway
     if runtime is not None:
         shutil.rmtree(runtime, ignore_errors=True)
+    if task_cgroup is not None:
+        sandbox.remove_task_cgroup(task_cgroup)
     log_text = log_path.read_text(errors="replace")
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False

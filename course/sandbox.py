@@ -30,7 +30,9 @@ student's code
   ``OSError: [Errno 27] File too large``), no core dumps, and a backstop on the
   number of tasks (see :class:`OSLimits` for why it is only a backstop);
 - has System V shared memory and message queues of its own, capped at 64 MiB
-  and 16 queues where ``course grade`` runs as root (:func:`private_ipc`).
+  and 16 queues where ``course grade`` runs as root (:func:`private_ipc`);
+- runs, with the judge, in a pids cgroup capped at 6,144 tasks where the machine
+  has a writable cgroup v1 pids hierarchy (:func:`join_task_cgroup`).
 
 The other limits are ``course grade``'s watcher (course/batch.py): memory, with
 the sandbox's RAM-backed folders (:func:`tmpfs_folders`) counted in it, and the
@@ -70,13 +72,15 @@ def available() -> bool:
     return shutil.which("bwrap") is not None
 
 
-def write_kernelspec(jupyter_path: Path, hide: list[Path]) -> None:
+def write_kernelspec(jupyter_path: Path, hide: list[Path], task_cgroup: str | None = None) -> None:
     """Write the sandboxed kernel's spec under ``jupyter_path/kernels``; put ``jupyter_path`` on ``JUPYTER_PATH``.
 
     The launcher runs isolated (``python -I``): it starts in the student's folder, and
     without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
-    module, outside the sandbox."""
-    argv = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={Path(p).resolve()}" for p in hide), "--",
+    module, outside the sandbox. With ``task_cgroup``, the kernel (and the judge beside it)
+    run in that pids cgroup (:func:`join_task_cgroup`)."""
+    options = [f"--hide={Path(p).resolve()}" for p in hide] + ([f"--task-cgroup={task_cgroup}"] if task_cgroup else [])
+    argv = [sys.executable, "-I", "-m", "course.sandbox", *options, "--",
             sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     folder = jupyter_path / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
@@ -197,9 +201,53 @@ class OSLimits:
     max_sysv_shm_bytes: int = 64 * 2**20
     max_sysv_segments: int = 16
     max_sysv_queues: int = 16  # of at most 16 KiB each (kernel.msgmnb)
+    # pids.max of the sandbox's pids cgroup (:func:`join_task_cgroup`), where the machine has one: tasks,
+    # threads included, of the kernel and the judge together. Far above what the watcher lets a kernel
+    # hold (256 processes, 4096 threads: course/batch.py), so that only a fork bomb the watcher is too
+    # slow for meets it; unlike RLIMIT_NPROC it holds for root, and per sandbox.
+    max_tasks: int = 6144
 
 
 OS_LIMITS = OSLimits()
+
+# cgroup v1's pids controller, where the grading machine mounts it (these machines do; cgroup v2
+# hosts delegate differently, and there the watcher and RLIMIT_NPROC remain).
+PIDS_HIERARCHY = Path("/sys/fs/cgroup/pids")
+TASK_CGROUPS = "course-grade"
+
+
+def task_cgroup_folder(name: str) -> Path:
+    return PIDS_HIERARCHY / TASK_CGROUPS / name
+
+
+def join_task_cgroup(name: str, max_tasks: int) -> bool:
+    """Move this process into the pids cgroup ``course-grade/name`` (made if missing), capped at ``max_tasks``
+    tasks; whether it could (root, and a writable pids hierarchy). Whatever it execs stays in it: a fork
+    past the cap fails (``BlockingIOError: Resource temporarily unavailable``)."""
+    folder = task_cgroup_folder(name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "pids.max").write_text(str(max_tasks))
+        (folder / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def remove_task_cgroup(name: str, seconds: float = 5) -> None:
+    """Remove the cgroup of :func:`join_task_cgroup` once its last task has gone (waiting up to ``seconds``)."""
+    import time
+
+    folder = task_cgroup_folder(name)
+    deadline = time.monotonic() + seconds
+    while folder.exists():
+        try:
+            folder.rmdir()
+        except OSError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
+
 
 CLONE_NEWIPC = 0x08000000
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -255,7 +303,8 @@ def set_os_limits(limits: OSLimits = OS_LIMITS) -> None:
     lower(resource.RLIMIT_NPROC, tasks_of(os.getuid()) + limits.task_headroom)
 
 
-USAGE = "usage: python -m course.sandbox [--hide=DIR ...] [--max-file-bytes=N] [--task-headroom=N] -- KERNEL COMMAND"
+USAGE = ("usage: python -m course.sandbox [--hide=DIR ...] [--task-cgroup=NAME] [--max-file-bytes=N] [--task-headroom=N] "
+         "[--max-tasks=N] -- KERNEL COMMAND")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -264,12 +313,14 @@ def main(argv: list[str] | None = None) -> None:
     if "--" not in argv:
         raise SystemExit(USAGE)
     split = argv.index("--")
-    hide, limits = [], {}
+    hide, limits, cgroup = [], {}, None
     for option in argv[:split]:
         name, _, value = option.partition("=")
         if name == "--hide":
             hide.append(Path(value))
-        elif name in ("--max-file-bytes", "--task-headroom") and value.isdigit():
+        elif name == "--task-cgroup" and value.replace("-", "").replace("_", "").isalnum():
+            cgroup = value
+        elif name in ("--max-file-bytes", "--task-headroom", "--max-tasks") and value.isdigit():
             limits[name[2:].replace("-", "_")] = int(value)
         else:
             raise SystemExit(USAGE)
@@ -278,6 +329,9 @@ def main(argv: list[str] | None = None) -> None:
     command = bwrap_command(argv[split + 1:], Path.cwd(), hide)
     os_limits = OSLimits(**limits)
     set_os_limits(os_limits)
+    if cgroup and not join_task_cgroup(cgroup, os_limits.max_tasks):
+        print(f"course.sandbox: no pids cgroup here ({PIDS_HIERARCHY} is not writable): the number of tasks is "
+              "capped by the watcher alone", file=sys.stderr)
     if private_ipc(os_limits):  # bwrap's sandbox stays in it
         command.remove("--unshare-ipc")
     else:

@@ -309,3 +309,31 @@ def test_system_v_shared_memory_and_queues_are_capped_in_a_namespace_of_the_sand
         assert "System V shared memory and message queues are not capped here" in done.stderr
         return
     assert done.stdout.splitlines() == ["22 ok 28", "16 28"]
+
+
+def test_the_sandboxs_tasks_are_capped_by_a_pids_cgroup_of_its_own(tmp_path):
+    """As root where cgroup v1's pids controller is mounted (these machines): with a cap of 40 tasks, 60 sleeps
+    cannot all start (the launcher, bwrap and Python's own are tasks too); the cgroup goes once they are gone.
+    Elsewhere the grading log says the watcher alone caps them."""
+    import subprocess
+    import uuid
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    code = ("import subprocess\n"
+            "started = []\n"
+            "for _ in range(60):\n"
+            "    try:\n        started.append(subprocess.Popen(['sleep', '30']))\n"
+            "    except OSError as error:\n        print(len(started), error.errno)\n        break\n"
+            "for process in started:\n    process.kill()\n    process.wait()")
+    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", f"--task-cgroup={name}",
+                "--max-tasks=40", "--"]
+    done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    if not os.access(sandbox.PIDS_HIERARCHY, os.W_OK):
+        assert "no pids cgroup here" in done.stderr
+        return
+    started, errno = map(int, done.stdout.split())
+    assert 20 < started < 40 and errno == 11, done.stdout  # EAGAIN
+    assert (sandbox.task_cgroup_folder(name) / "pids.max").read_text().strip() == "40"
+    sandbox.remove_task_cgroup(name)
+    assert not sandbox.task_cgroup_folder(name).exists()
