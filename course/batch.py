@@ -1038,7 +1038,8 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
             print(f"Nothing new to grade: every submission of {', '.join(assignments)} has an autograded notebook.")
             return []
     graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
-    expected = progress.load(root)  # the last run's timings: longest first, and an ETA from the start
+    stored = progress.load(root)  # the last run's timings (or measured ones): longest first, and an ETA from the start
+    expected = progress.with_defaults(stored)
     submissions = progress.longest_first(submissions, expected)
     try:
         preflight.check(root, graded, sandboxed, where)
@@ -1087,7 +1088,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         restore()
-    progress.save(root, [(o.assignment, o.seconds) for o in outcomes if o.graded], earlier=expected)
+    progress.save(root, [(o.assignment, o.seconds) for o in outcomes if o.graded], earlier=stored)
     for assignment in graded:
         try:
             pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)

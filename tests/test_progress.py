@@ -60,3 +60,11 @@ def test_without_timings_the_eta_waits_for_the_first_submission_then_uses_its_ti
 def test_eta_text():
     assert [progress.format_seconds(s) for s in (None, 0, 59.4, 61, 3599, 3600, 7380)] == [
         "ETA ?", "ETA 0 s", "ETA 59 s", "ETA 1 min 01 s", "ETA 59 min 59 s", "ETA 1 h 00 min", "ETA 2 h 03 min"]
+
+
+def test_a_course_without_timings_expects_the_measured_ones_and_their_median_for_others(tmp_path):
+    expected = progress.with_defaults(progress.load(tmp_path))
+    assert expected == progress.MEASURED
+    estimate = progress.Estimate([("01_images", "a"), ("my_own", "a")], jobs=1, expected=expected, clock=lambda: 0.0)
+    assert estimate.left() == progress.MEASURED["01_images"] + 51.0
+    assert progress.with_defaults({"01_images": 7.0})["01_images"] == 7.0
