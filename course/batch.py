@@ -118,6 +118,9 @@ JUDGE_MEMORY_GIB = 4.0
 # every 0.02 s (course/forkwatch.py), and the sandbox's PID namespace takes everything in it
 # down with its first process. Threads are counted apart, every 0.2 s: TensorFlow starts
 # dozens, hundreds on a machine with many cores, in one process.
+# The sandbox's memory cgroup (course/sandbox.py) holds the kernel and the judge: its limit is theirs
+# plus this margin, so that the watcher, which says why, kills first.
+CGROUP_MEMORY_MARGIN_GIB = 1.0
 MAX_PROCESSES = 256
 MAX_THREADS = 4096
 # nbgrader's own process (outside the sandbox) keeps every output the kernel sends until the
@@ -520,11 +523,13 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     env = pipeline.nbgrader_env()
     if threads:  # workers share the cores instead of each TensorFlow taking them all
         env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
-    runtime = task_cgroup = None
+    runtime = cgroup = None
     if sandboxed:
-        # The kernel's and the judge's tasks are capped by the OS too, in a pids cgroup of their own.
-        task_cgroup = f"{os.getpid()}-{re.sub(r'[^A-Za-z0-9_-]', '_', assignment)}-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}"
-        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir], task_cgroup=task_cgroup)
+        # The OS caps the kernel's and the judge's tasks and memory too, in cgroups of their own: a backstop
+        # above the watcher's limits (it kills first, saying why).
+        cgroup = f"{os.getpid()}-{re.sub(r'[^A-Za-z0-9_-]', '_', assignment)}-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}"
+        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir], cgroup=cgroup,
+                                 memory_bytes=int((memory_gib + JUDGE_MEMORY_GIB + CGROUP_MEMORY_MARGIN_GIB) * GIB))
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
         # The kernel has no network: it speaks to nbgrader over IPC socket files, in a folder
         # of its own with a short absolute path (a socket's path holds at most 107 bytes).
@@ -562,8 +567,11 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         logger.join(timeout=10)  # a process the kill missed may hold the pipe open: the log is done anyway
     if runtime is not None:
         shutil.rmtree(runtime, ignore_errors=True)
-    if task_cgroup is not None:
-        sandbox.remove_task_cgroup(task_cgroup)
+    if cgroup is not None:
+        if sandbox.oom_kills(cgroup):
+            outcome.problems.append(f"kernel killed by the OS at the {memory_gib + JUDGE_MEMORY_GIB + CGROUP_MEMORY_MARGIN_GIB:g} "
+                                    "GiB memory limit of its sandbox")
+        sandbox.remove_cgroups(cgroup)
     log_text = log_path.read_text(errors="replace")
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False

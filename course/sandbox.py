@@ -31,8 +31,10 @@ student's code
   number of tasks (see :class:`OSLimits` for why it is only a backstop);
 - has System V shared memory and message queues of its own, capped at 64 MiB
   and 16 queues where ``course grade`` runs as root (:func:`private_ipc`);
-- runs, with the judge, in a pids cgroup capped at 6,144 tasks where the machine
-  has a writable cgroup v1 pids hierarchy (:func:`join_task_cgroup`).
+- runs, with the judge, in cgroups of their own where the machine has writable
+  cgroup v1 hierarchies (:func:`join_cgroups`): at most 6,144 tasks, and a memory
+  limit above the watcher's (``course grade``: the kernel's and the judge's limits
+  plus 1 GiB), a backstop the OS enforces, files in RAM-backed folders included.
 
 The other limits are ``course grade``'s watcher (course/batch.py): memory, with
 the sandbox's RAM-backed folders (:func:`tmpfs_folders`) counted in it, and the
@@ -72,14 +74,17 @@ def available() -> bool:
     return shutil.which("bwrap") is not None
 
 
-def write_kernelspec(jupyter_path: Path, hide: list[Path], task_cgroup: str | None = None) -> None:
+def write_kernelspec(jupyter_path: Path, hide: list[Path], cgroup: str | None = None,
+                     memory_bytes: int | None = None) -> None:
     """Write the sandboxed kernel's spec under ``jupyter_path/kernels``; put ``jupyter_path`` on ``JUPYTER_PATH``.
 
     The launcher runs isolated (``python -I``): it starts in the student's folder, and
     without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
-    module, outside the sandbox. With ``task_cgroup``, the kernel (and the judge beside it)
-    run in that pids cgroup (:func:`join_task_cgroup`)."""
-    options = [f"--hide={Path(p).resolve()}" for p in hide] + ([f"--task-cgroup={task_cgroup}"] if task_cgroup else [])
+    module, outside the sandbox. With ``cgroup``, the kernel (and the judge beside it) run in
+    cgroups of that name (:func:`join_cgroups`), their memory capped at ``memory_bytes``."""
+    options = [f"--hide={Path(p).resolve()}" for p in hide]
+    options += [f"--cgroup={cgroup}"] if cgroup else []
+    options += [f"--max-memory-bytes={memory_bytes}"] if memory_bytes else []
     argv = [sys.executable, "-I", "-m", "course.sandbox", *options, "--",
             sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     folder = jupyter_path / "kernels" / KERNEL_NAME
@@ -201,7 +206,7 @@ class OSLimits:
     max_sysv_shm_bytes: int = 64 * 2**20
     max_sysv_segments: int = 16
     max_sysv_queues: int = 16  # of at most 16 KiB each (kernel.msgmnb)
-    # pids.max of the sandbox's pids cgroup (:func:`join_task_cgroup`), where the machine has one: tasks,
+    # pids.max of the sandbox's pids cgroup (:func:`join_cgroups`), where the machine has one: tasks,
     # threads included, of the kernel and the judge together. Far above what the watcher lets a kernel
     # hold (256 processes, 4096 threads: course/batch.py), so that only a fork bomb the watcher is too
     # slow for meets it; unlike RLIMIT_NPROC it holds for root, and per sandbox.
@@ -210,43 +215,74 @@ class OSLimits:
 
 OS_LIMITS = OSLimits()
 
-# cgroup v1's pids controller, where the grading machine mounts it (these machines do; cgroup v2
-# hosts delegate differently, and there the watcher and RLIMIT_NPROC remain).
-PIDS_HIERARCHY = Path("/sys/fs/cgroup/pids")
+# cgroup v1's pids and memory controllers, where the grading machine mounts them writable (these
+# machines do; cgroup v2 hosts delegate differently, and there the watcher and RLIMIT_NPROC remain).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 TASK_CGROUPS = "course-grade"
 
 
-def task_cgroup_folder(name: str) -> Path:
-    return PIDS_HIERARCHY / TASK_CGROUPS / name
-
-
-def join_task_cgroup(name: str, max_tasks: int) -> bool:
-    """Move this process into the pids cgroup ``course-grade/name`` (made if missing), capped at ``max_tasks``
-    tasks; whether it could (root, and a writable pids hierarchy). Whatever it execs stays in it: a fork
-    past the cap fails (``BlockingIOError: Resource temporarily unavailable``)."""
-    folder = task_cgroup_folder(name)
+def _own_cgroup(controller: str) -> Path:
+    """This process's cgroup folder for a v1 ``controller`` (``/sys/fs/cgroup/<controller>/<its path>``)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "pids.max").write_text(str(max_tasks))
-        (folder / "cgroup.procs").write_text(str(os.getpid()))
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(","):
+                return CGROUP_ROOT / controller / path.lstrip("/")
+    except (OSError, ValueError):
+        pass
+    return CGROUP_ROOT / controller
+
+
+def cgroup_folder(controller: str, name: str) -> Path:
+    """Where :func:`join_cgroups` puts the sandbox ``name`` for ``controller``: under this process's own cgroup."""
+    return _own_cgroup(controller) / TASK_CGROUPS / name
+
+
+def join_cgroups(name: str, limits: OSLimits, memory_bytes: int | None) -> list[str]:
+    """Move this process into cgroups ``course-grade/name`` of the pids controller (``pids.max``: at most
+    ``limits.max_tasks`` tasks) and, with ``memory_bytes``, of the memory controller (``memory.limit_in_bytes``,
+    which counts what the sandbox writes to its in-memory folders too); return what could not be set (not
+    root, or no writable hierarchy). Whatever this process execs stays in them: a fork past the cap fails
+    (``BlockingIOError``), and past the memory limit the OS kills the largest process in the sandbox."""
+    wanted = [("pids", "pids.max", limits.max_tasks)]
+    if memory_bytes:
+        wanted.append(("memory", "memory.limit_in_bytes", memory_bytes))
+    missing = []
+    for controller, setting, value in wanted:
+        folder = cgroup_folder(controller, name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / setting).write_text(str(value))
+            (folder / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            missing.append(controller)
+    return missing
+
+
+def oom_kills(name: str) -> int:
+    """How many processes the OS killed at the memory limit of :func:`join_cgroups`'s cgroup ``name``."""
+    try:
+        control = (cgroup_folder("memory", name) / "memory.oom_control").read_text()
     except OSError:
-        return False
-    return True
+        return 0
+    counts = dict(line.split() for line in control.splitlines() if len(line.split()) == 2)
+    return int(counts.get("oom_kill", 0))
 
 
-def remove_task_cgroup(name: str, seconds: float = 5) -> None:
-    """Remove the cgroup of :func:`join_task_cgroup` once its last task has gone (waiting up to ``seconds``)."""
+def remove_cgroups(name: str, seconds: float = 5) -> None:
+    """Remove the cgroups of :func:`join_cgroups` once their last task has gone (waiting up to ``seconds``)."""
     import time
 
-    folder = task_cgroup_folder(name)
     deadline = time.monotonic() + seconds
-    while folder.exists():
-        try:
-            folder.rmdir()
-        except OSError:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.1)
+    for controller in ("pids", "memory"):
+        folder = cgroup_folder(controller, name)
+        while folder.exists():
+            try:
+                folder.rmdir()
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
 
 
 CLONE_NEWIPC = 0x08000000
@@ -303,8 +339,8 @@ def set_os_limits(limits: OSLimits = OS_LIMITS) -> None:
     lower(resource.RLIMIT_NPROC, tasks_of(os.getuid()) + limits.task_headroom)
 
 
-USAGE = ("usage: python -m course.sandbox [--hide=DIR ...] [--task-cgroup=NAME] [--max-file-bytes=N] [--task-headroom=N] "
-         "[--max-tasks=N] -- KERNEL COMMAND")
+USAGE = ("usage: python -m course.sandbox [--hide=DIR ...] [--cgroup=NAME] [--max-memory-bytes=N] [--max-file-bytes=N] "
+         "[--task-headroom=N] [--max-tasks=N] -- KERNEL COMMAND")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -313,13 +349,15 @@ def main(argv: list[str] | None = None) -> None:
     if "--" not in argv:
         raise SystemExit(USAGE)
     split = argv.index("--")
-    hide, limits, cgroup = [], {}, None
+    hide, limits, cgroup, memory_bytes = [], {}, None, None
     for option in argv[:split]:
         name, _, value = option.partition("=")
         if name == "--hide":
             hide.append(Path(value))
-        elif name == "--task-cgroup" and value.replace("-", "").replace("_", "").isalnum():
+        elif name == "--cgroup" and value.replace("-", "").replace("_", "").isalnum():
             cgroup = value
+        elif name == "--max-memory-bytes" and value.isdigit():
+            memory_bytes = int(value)
         elif name in ("--max-file-bytes", "--task-headroom", "--max-tasks") and value.isdigit():
             limits[name[2:].replace("-", "_")] = int(value)
         else:
@@ -329,9 +367,10 @@ def main(argv: list[str] | None = None) -> None:
     command = bwrap_command(argv[split + 1:], Path.cwd(), hide)
     os_limits = OSLimits(**limits)
     set_os_limits(os_limits)
-    if cgroup and not join_task_cgroup(cgroup, os_limits.max_tasks):
-        print(f"course.sandbox: no pids cgroup here ({PIDS_HIERARCHY} is not writable): the number of tasks is "
-              "capped by the watcher alone", file=sys.stderr)
+    missing = join_cgroups(cgroup, os_limits, memory_bytes) if cgroup else []
+    if missing:
+        print(f"course.sandbox: no writable {' or '.join(missing)} cgroup here (cgroup v1 under {CGROUP_ROOT}, as "
+              "root): that limit is the watcher's alone", file=sys.stderr)
     if private_ipc(os_limits):  # bwrap's sandbox stays in it
         command.remove("--unshare-ipc")
     else:

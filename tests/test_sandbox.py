@@ -311,10 +311,11 @@ def test_system_v_shared_memory_and_queues_are_capped_in_a_namespace_of_the_sand
     assert done.stdout.splitlines() == ["22 ok 28", "16 28"]
 
 
-def test_the_sandboxs_tasks_are_capped_by_a_pids_cgroup_of_its_own(tmp_path):
-    """As root where cgroup v1's pids controller is mounted (these machines): with a cap of 40 tasks, 60 sleeps
-    cannot all start (the launcher, bwrap and Python's own are tasks too); the cgroup goes once they are gone.
-    Elsewhere the grading log says the watcher alone caps them."""
+def test_the_sandboxs_tasks_and_memory_are_capped_by_cgroups_of_its_own(tmp_path):
+    """As root where cgroup v1's pids and memory controllers are writable (these machines): with a cap of 40
+    tasks, 60 sleeps cannot all start (the launcher, bwrap and Python's own are tasks too); with 256 MiB of
+    memory, 200 MiB in /tmp (RAM) and 100 MiB more in the process are killed by the OS. The cgroups go once
+    their tasks are gone. Elsewhere the grading log says the watcher alone caps these."""
     import subprocess
     import uuid
 
@@ -323,17 +324,26 @@ def test_the_sandboxs_tasks_are_capped_by_a_pids_cgroup_of_its_own(tmp_path):
             "started = []\n"
             "for _ in range(60):\n"
             "    try:\n        started.append(subprocess.Popen(['sleep', '30']))\n"
-            "    except OSError as error:\n        print(len(started), error.errno)\n        break\n"
-            "for process in started:\n    process.kill()\n    process.wait()")
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", f"--task-cgroup={name}",
-                "--max-tasks=40", "--"]
-    done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
-    if not os.access(sandbox.PIDS_HIERARCHY, os.W_OK):
-        assert "no pids cgroup here" in done.stderr
+            "    except OSError as error:\n        print(len(started), error.errno, flush=True)\n        break\n"
+            "for process in started:\n    process.kill()\n    process.wait()\n"
+            "with open('/tmp/filler', 'wb') as filler:\n    filler.write(bytes(200 * 2**20))\n"
+            "print('in /tmp', flush=True)\n"
+            "block = bytearray(100 * 2**20)\n"
+            "print('survived')")
+    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", f"--cgroup={name}",
+                "--max-tasks=40", f"--max-memory-bytes={256 * 2**20}", "--"]
+    try:
+        done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        oom_kills, pids_max = sandbox.oom_kills(name), sandbox.cgroup_folder("pids", name) / "pids.max"
+        pids_max = pids_max.read_text().strip() if pids_max.exists() else None
+    finally:
+        sandbox.remove_cgroups(name)
+    if not os.access(sandbox.cgroup_folder("pids", "x").parents[1], os.W_OK):
+        assert "no writable pids or memory cgroup here" in done.stderr
         return
-    started, errno = map(int, done.stdout.split())
-    assert 20 < started < 40 and errno == 11, done.stdout  # EAGAIN
-    assert (sandbox.task_cgroup_folder(name) / "pids.max").read_text().strip() == "40"
-    sandbox.remove_task_cgroup(name)
-    assert not sandbox.task_cgroup_folder(name).exists()
+    started, errno, in_tmp = done.stdout.split()[:3] + [""] * max(0, 3 - len(done.stdout.split()))
+    assert 20 < int(started) < 40 and int(errno) == 11 and in_tmp == "in" and "survived" not in done.stdout, done
+    assert done.returncode == 137  # bwrap reports its child killed by SIGKILL
+    assert (pids_max, oom_kills) == ("40", 1)
+    assert not sandbox.cgroup_folder("pids", name).exists() and not sandbox.cgroup_folder("memory", name).exists()
