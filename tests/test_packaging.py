@@ -213,3 +213,17 @@ def test_this_environment_is_the_locked_one():
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
     differ = {name: (version, installed.get(name)) for name, version in _locked().items() if installed.get(name) != version}
     assert differ == {}, f"installed versions differ from {LOCK.name}: run `make` again (or `make lock`)"
+
+
+def test_the_binder_image_recipe_installs_the_lock_bubblewrap_and_the_course():
+    """binder/ is repo2docker's recipe for a JupyterHub image to grade in (not built here: no Docker daemon).
+    It must install the locked environment, bubblewrap and this checkout, on the lock's Python."""
+    binder = ROOT / "binder"
+    assert (binder / "apt.txt").read_text().split() == ["bubblewrap"]
+    assert (binder / "runtime.txt").read_text().strip() == "python-3.11"
+    lines = [line.split("#")[0].strip() for line in (binder / "requirements.txt").read_text().splitlines()]
+    lines = [line for line in lines if line]
+    assert lines[0] == "-r ../requirements/grading-linux-x86_64-py311.txt" and (binder / lines[0][3:]).resolve() == LOCK
+    assert [Requirement(line).name for line in lines[1:]] == ["nbgitpuller"] and "==" in lines[1]
+    post_build = (binder / "postBuild").read_text()
+    assert "pip install --no-deps -e ." in post_build and (binder / "postBuild").stat().st_mode & 0o111
