@@ -211,10 +211,8 @@ def _tmpfs_bytes(processes: list[psutil.Process], folders: list[str]) -> int:
     return used
 
 
-def _memfd_bytes(processes: list[psutil.Process]) -> int:
-    """Bytes held by the anonymous in-memory files (``memfd_create``) these processes keep open: RAM that no
-    process's resident memory shows until it is mapped."""
-    used, seen = 0, set()
+def _open_files(processes: list[psutil.Process], target: Callable[[str], bool]) -> Iterator[os.stat_result]:
+    """The status of each file these processes keep open whose link in ``/proc/<pid>/fd`` ``target`` accepts."""
     for process in processes:
         try:
             descriptors = os.listdir(f"/proc/{process.pid}/fd")
@@ -223,14 +221,20 @@ def _memfd_bytes(processes: list[psutil.Process]) -> int:
         for descriptor in descriptors:
             path = f"/proc/{process.pid}/fd/{descriptor}"
             try:
-                if not os.readlink(path).startswith("/memfd:"):
-                    continue
-                status = os.stat(path)
+                if target(os.readlink(path)):
+                    yield os.stat(path)
             except OSError:
                 continue
-            if (status.st_dev, status.st_ino) not in seen:
-                seen.add((status.st_dev, status.st_ino))
-                used += status.st_blocks * 512
+
+
+def _memfd_bytes(processes: list[psutil.Process]) -> int:
+    """Bytes held by the anonymous in-memory files (``memfd_create``) these processes keep open: RAM that no
+    process's resident memory shows until it is mapped."""
+    used, seen = 0, set()
+    for status in _open_files(processes, lambda link: link.startswith("/memfd:")):
+        if (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            used += status.st_blocks * 512
     return used
 
 
@@ -261,22 +265,10 @@ def _disk_bytes(folder: Path, processes: list[psutil.Process], max_entries: int 
                         used += status.st_blocks * 512
         except OSError:
             continue
-    for process in processes:
-        try:
-            descriptors = os.listdir(f"/proc/{process.pid}/fd")
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            path = f"/proc/{process.pid}/fd/{descriptor}"
-            try:
-                if not os.readlink(path).endswith(" (deleted)"):
-                    continue
-                status = os.stat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(status.st_mode) and status.st_dev == device and (status.st_dev, status.st_ino) not in seen:
-                seen.add((status.st_dev, status.st_ino))
-                used += status.st_blocks * 512
+    for status in _open_files(processes, lambda link: link.endswith(" (deleted)")):  # deleted, kept open
+        if stat.S_ISREG(status.st_mode) and status.st_dev == device and (status.st_dev, status.st_ino) not in seen:
+            seen.add((status.st_dev, status.st_ino))
+            used += status.st_blocks * 512
     return used
 
 
