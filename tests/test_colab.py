@@ -116,3 +116,36 @@ def test_update_links_follows_the_repository_url(tmp_path):
     assert "github/new/place/blob/main/release/01_x/01_x.ipynb" in cells[0].source
     assert 'os.environ.get("COURSE_PIP_SPEC", "git+https://github.com/new/place")' in cells[1].source
     assert colab.update_links(tmp_path) == []
+
+
+def test_a_notebook_of_the_student_edition_runs_in_a_colab_like_kernel_with_the_editions_helpers(
+        colab_kernel, tmp_path, monkeypatch):
+    """The edition (course/publish.py) is what students get: its 03 notebook, solved, runs top to bottom in the
+    Colab-like kernel after installing the edition's helpers, which hold only the student modules."""
+    from course import cli, publish
+
+    jupyter_dir, _, python = colab_kernel
+    subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "cnn-course"], check=True)
+    edition = tmp_path / "edition"
+    assert cli.main(["--root", str(ROOT), "publish", str(edition), "--url", "https://github.com/example/notebooks",
+                     "--tag", "v1.0"]) == 0
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(edition)],
+                   check=True)
+    (wheel,) = wheels.glob("cnn_course-*.whl")
+    assignment = "03_mnist_cnn"
+    notebook = submissions.build(edition / "notebooks" / assignment / f"{assignment}.ipynb",
+                                 ROOT / "source" / assignment / f"{assignment}.ipynb", submissions.SampleSubmission("colab", 0))
+    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_dir))
+    monkeypatch.setenv("COURSE_PIP_SPEC", str(wheel))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COURSE_BUDGET", "grading")  # a short training run
+    work = tmp_path / "work"
+    work.mkdir()
+    NotebookClient(notebook, timeout=600, kernel_name="colab", resources={"metadata": {"path": str(work)}}).execute()
+    errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    modules = subprocess.run([str(python), "-c", "import course, pkgutil; print(*sorted(m.name for m in "
+                              "pkgutil.iter_modules(course.__path__)))"], check=True, capture_output=True, text=True,
+                             cwd=work)  # not this checkout, whose course/ would come first on the path
+    assert modules.stdout.split() == sorted(set(publish.STUDENT_MODULES) - {"__init__"})
