@@ -16,6 +16,10 @@ The rule, in order:
 
 Hidden tests call :func:`active_name` again instead of trusting ``BUDGET``,
 so accuracy thresholds follow the budget that really applied.
+
+:func:`compare` says whether a notebook's comparisons run: the trainings that show
+something (SGD against Adam, dropout rates, batch normalization on and off) but
+that no grade depends on.
 """
 
 from __future__ import annotations
@@ -66,3 +70,14 @@ def choose(full: Budget, grading: Budget) -> Budget:
     samples = "all" if chosen.train_samples is None else f"{chosen.train_samples:,}"
     print(f"Training budget: {name} ({why}): {chosen.epochs} epochs, {samples} training images")
     return Budget(chosen.epochs, chosen.train_samples, name)
+
+
+def compare() -> bool:
+    """Whether the notebook's comparisons run: not while nbgrader executes it (``autograde``, ``validate``).
+
+    Introduced in ``02_mnist_mlp``. No grade depends on a comparison, so under nbgrader it would only
+    cost the grader minutes per submission; students (any budget) and CI's nbval (``COURSE_BUDGET=grading``,
+    no nbgrader) run them. A notebook reseeds before the training its grade depends on, so that model
+    starts the same whether or not a comparison ran first.
+    """
+    return not os.environ.get(NBGRADER_VARIABLE)

@@ -44,3 +44,13 @@ def test_unknown_budget_name_is_an_error(monkeypatch):
 def test_budget_rejects_nonsense(epochs, samples):
     with pytest.raises(ValueError):
         budget.Budget(epochs=epochs, train_samples=samples)
+
+
+@pytest.mark.parametrize("budget_name", [None, "grading", "full"])
+def test_comparisons_run_except_under_nbgrader(monkeypatch, budget_name):
+    if budget_name:
+        monkeypatch.setenv(budget.BUDGET_VARIABLE, budget_name)
+    assert budget.compare() is True  # students, and CI's nbval with COURSE_BUDGET=grading
+    for mode in ("autograde", "validate"):
+        monkeypatch.setenv(budget.NBGRADER_VARIABLE, mode)
+        assert budget.compare() is False
