@@ -80,13 +80,14 @@ def write_kernelspec(jupyter_path: Path, hide: list[Path], cgroup: str | None = 
 
     The launcher runs isolated (``python -I``): it starts in the student's folder, and
     without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
-    module, outside the sandbox. With ``cgroup``, the kernel (and the judge beside it) run in
+    module, outside the sandbox. The kernel is ipykernel started by course/kernel.py, which keeps
+its error messages under the grader's message cap. With ``cgroup``, the kernel (and the judge beside it) run in
     cgroups of that name (:func:`join_cgroups`), their memory capped at ``memory_bytes``."""
     options = [f"--hide={Path(p).resolve()}" for p in hide]
     options += [f"--cgroup={cgroup}"] if cgroup else []
     options += [f"--max-memory-bytes={memory_bytes}"] if memory_bytes else []
     argv = [sys.executable, "-I", "-m", "course.sandbox", *options, "--",
-            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+            sys.executable, "-m", "course.kernel", "-f", "{connection_file}"]
     folder = jupyter_path / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     # A signal would reach bwrap, not the kernel: interrupt through Jupyter's control channel.

@@ -87,7 +87,7 @@ def test_kernelspec_starts_this_python_through_the_sandbox(tmp_path):
     sandbox.write_kernelspec(tmp_path, hide=[Path("/srv/course")])
     spec = json.loads((tmp_path / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
     assert spec["argv"] == [sys.executable, "-I", "-m", "course.sandbox", "--hide=/srv/course", "--",
-                            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+                            sys.executable, "-m", "course.kernel", "-f", "{connection_file}"]
     assert spec["interrupt_mode"] == "message"
 
 
