@@ -1089,13 +1089,22 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     finally:
         restore()
     progress.save(root, [(o.assignment, o.seconds) for o in outcomes if o.graded], earlier=stored)
-    for assignment in graded:
+    _generate_feedback(root, graded, jobs)
+    pipeline.export(root, capture=True)
+    return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
+
+
+def _generate_feedback(root: Path, assignments: list[str], jobs: int) -> None:
+    """``nbgrader generate_feedback`` for each assignment, ``jobs`` at a time (each only reads the gradebook and
+    writes its own assignment's feedback); a failure is reported and the others go on."""
+    def one(assignment: str) -> None:
         try:
             pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
         except RuntimeError as error:
             print(f"feedback of {assignment} failed, grades.csv is written all the same: {error}", flush=True)
-    pipeline.export(root, capture=True)
-    return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(assignments)))) as pool:
+        list(pool.map(one, assignments))
 
 
 def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str, student: str,
