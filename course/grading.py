@@ -363,6 +363,7 @@ class JudgedExecute(CrashTolerantExecute):
 
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._judge: JudgeProcess | None = None
+        self._judge_launched = self._judge_ready = False
         self._judged: dict[int, list[NotebookNode]] = {}
         self._judge_imports = judge_module.notebook_imports(
             [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
@@ -383,6 +384,14 @@ class JudgedExecute(CrashTolerantExecute):
             shutil.rmtree(self._exchange, ignore_errors=True)
 
     def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int) -> tuple[NotebookNode, Any]:
+        if self.judge and self._judge is None and not self._judge_launched and self._crashed_at is None:
+            # Started now, the judge's imports (TensorFlow: seconds) overlap the notebook's first cells;
+            # _judged_outputs waits for it to be ready at the first graded test cell.
+            self._judge_launched = True
+            try:
+                self._judge = self._launch_judge()
+            except (RuntimeError, OSError, ValueError) as error:
+                self.log.error("The judge did not start: %s", error)
         if not (self.judge and cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)) \
                 or self._crashed_at is not None:
             return super().preprocess_cell(cell, resources, index)
@@ -401,19 +410,28 @@ class JudgedExecute(CrashTolerantExecute):
         return cell, self.resources
 
     # -- the judge
-    def _start_judge(self) -> JudgeProcess:
+    def _launch_judge(self) -> JudgeProcess:
+        """Start the judge and send it ``init``; its ``ready`` is read by :meth:`_ready_judge`."""
         kernel_argv = list(getattr(self.km, "kernel_spec", None) and self.km.kernel_spec.argv or [])
         judge = JudgeProcess(judge_command(kernel_argv), str(self._exchange.parent), self.log)
         judge.send({"op": "init", "exchange": str(self._exchange), "imports": self._judge_imports})
-        ready = judge.receive(timeout=self.judge_timeout)
-        if ready.get("failed_imports"):
-            self.log.warning("The judge could not run these imports: %s", ready["failed_imports"])
+        self._judge_ready = False
         return judge
+
+    def _ready_judge(self) -> JudgeProcess:
+        """The judge, started if need be, once it has said ``ready``."""
+        if self._judge is None:
+            self._judge = self._launch_judge()
+        if not self._judge_ready:
+            ready = self._judge.receive(timeout=self.judge_timeout)
+            if ready.get("failed_imports"):
+                self.log.warning("The judge could not run these imports: %s", ready["failed_imports"])
+            self._judge_ready = True
+        return self._judge
 
     def _judged_outputs(self, source: str) -> list[dict[str, Any]]:
         try:
-            if self._judge is None:
-                self._judge = self._start_judge()
+            self._ready_judge()
             self._judge.send({"op": "cell", "source": source})
             while True:
                 message = self._judge.receive(timeout=self.judge_timeout)
