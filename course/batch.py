@@ -114,13 +114,13 @@ def students(root: Path, assignment: str, where: layout.Layout | None = None) ->
 # arrays do not add up against the student (06_normalization_optimizers: kernel 3.6 GB,
 # judge 2.5 GB).
 JUDGE_MEMORY_GIB = 4.0
+# The sandbox's memory cgroup (course/sandbox.py) holds the kernel and the judge: its limit is theirs
+# plus this margin, so that the watcher, which says why, kills first.
+CGROUP_MEMORY_MARGIN_GIB = 1.0
 # A kernel whose processes (not threads) pass this many is killed: its sandbox is counted
 # every 0.02 s (course/forkwatch.py), and the sandbox's PID namespace takes everything in it
 # down with its first process. Threads are counted apart, every 0.2 s: TensorFlow starts
 # dozens, hundreds on a machine with many cores, in one process.
-# The sandbox's memory cgroup (course/sandbox.py) holds the kernel and the judge: its limit is theirs
-# plus this margin, so that the watcher, which says why, kills first.
-CGROUP_MEMORY_MARGIN_GIB = 1.0
 MAX_PROCESSES = 256
 MAX_THREADS = 4096
 # nbgrader's own process (outside the sandbox) keeps every output the kernel sends until the
@@ -724,9 +724,10 @@ class Collection:
     assignment: str
     students: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    folder: str = "submitted"  # the course's submitted folder (nbgrader's CourseDirectory.submitted_directory)
 
     def report(self) -> str:
-        lines = [f"Collected {len(self.students)} submission(s) of {self.assignment} into submitted/"]
+        lines = [f"Collected {len(self.students)} submission(s) of {self.assignment} into {self.folder}/"]
         return "\n".join(lines + [f"  problem: {p}" for p in self.problems])
 
 
@@ -928,7 +929,7 @@ def collect_zips(root: Path, assignment: str, limits: sandbox.Limits = sandbox.L
     archive = root / "downloaded" / assignment / "archive"
     if not archive.is_dir() or not any(archive.iterdir()):
         raise SystemExit(f"Nothing to collect: put the LMS download (zip files or notebooks) in {archive}/")
-    collection = Collection(assignment)
+    collection = Collection(assignment, folder=where.submitted)
     found: dict[str, list[_File]] = {}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="course-collect-") as scratch:
         for item in _archive_entries(archive, roster(root), collection.problems, stack, Path(scratch), limits):

@@ -551,6 +551,15 @@ def test_a_duplicate_a_link_and_a_bad_id_are_reported_and_the_others_collected(t
     assert "Collected 1 submission(s) of A into submitted/\n  problem: skipped archive/.._A.ipynb" in collection.report()
 
 
+def test_collection_goes_to_the_courses_own_submitted_folder_and_says_so(tmp_path):
+    root, archive = _download(tmp_path)
+    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.submitted_directory = "handed_in"\n')
+    (archive / "alice_A.ipynb").write_bytes(b"alice")
+    collection = batch.collect_zips(root, "A")
+    assert _collected(root) == {"handed_in/alice/A/A.ipynb": b"alice", "nbgrader_config.py": (root / "nbgrader_config.py").read_bytes()}
+    assert collection.report() == "Collected 1 submission(s) of A into handed_in/"
+
+
 def test_a_zip_bomb_is_refused_from_its_declared_sizes_and_a_roster_bounds_the_ids(tmp_path):
     root, archive = _download(tmp_path)
     _zip(archive / "alice_bomb.zip", {"A.ipynb": b"\0" * (3 * 2**20)})  # a few KiB on disk
