@@ -81,8 +81,8 @@ def write_kernelspec(jupyter_path: Path, hide: list[Path], cgroup: str | None = 
     The launcher runs isolated (``python -I``): it starts in the student's folder, and
     without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
     module, outside the sandbox. The kernel is ipykernel started by course/kernel.py, which keeps
-its error messages under the grader's message cap. With ``cgroup``, the kernel (and the judge beside it) run in
-    cgroups of that name (:func:`join_cgroups`), their memory capped at ``memory_bytes``."""
+    its error messages under the grader's message cap. With ``cgroup``, the kernel (and the judge
+    beside it) run in cgroups of that name (:func:`join_cgroups`), their memory capped at ``memory_bytes``."""
     options = [f"--hide={Path(p).resolve()}" for p in hide]
     options += [f"--cgroup={cgroup}"] if cgroup else []
     options += [f"--max-memory-bytes={memory_bytes}"] if memory_bytes else []
