@@ -1040,8 +1040,8 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
             return []
     graded = sorted({assignment for assignment, _ in submissions}, key=assignments.index)
     stored = progress.load(root)  # the last run's timings (or measured ones): longest first, and an ETA from the start
-    expected = progress.with_defaults(stored)
-    submissions = progress.longest_first(submissions, expected)
+    expected = progress.with_defaults(stored.assignments)
+    submissions = progress.longest_first(submissions, expected, stored.submissions)
     try:
         preflight.check(root, graded, sandboxed, where)
     except preflight.PreflightError as error:
@@ -1089,7 +1089,9 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         restore()
-    progress.save(root, [(o.assignment, o.seconds) for o in outcomes if o.graded], earlier=stored)
+    # Each submission that ran (one stopped at the wall-clock limit too: it is long, and goes first next time).
+    progress.save(root, [(o.assignment, o.student, o.seconds) for o in outcomes if o.seconds > 0 and not o.never_started],
+                  earlier=stored)
     _generate_feedback(root, graded, jobs)
     pipeline.export(root, capture=True)
     return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))

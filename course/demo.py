@@ -5,15 +5,22 @@ the sample submissions of all of them (``tests/submissions/<assignment>.yml``,
 built by course/submissions.py) are graded together by ``course grade`` (course/batch.py:
 sandboxed, bounded, in parallel, with feedback); ``nbgrader export`` writes
 ``grades.csv``, returned as a table. An assignment with a leaderboard (the capstone) prints it.
+
+A course with no timings of its own yet (a fresh clone, CI) starts from the samples'
+measured ones (:data:`SAMPLE_TIMINGS`), so that the samples that loop to the cell
+time limit are graded first, beside the others, instead of alone at the end.
 """
 
 from __future__ import annotations
 
+import csv
+import shutil
 from pathlib import Path
 
-import csv
+from course import batch, leaderboard, pipeline, progress, submissions
 
-from course import batch, leaderboard, pipeline, submissions
+# Each sample's seconds in a `course demo` on 2 cores (logs/grading-times.json of that run).
+SAMPLE_TIMINGS = pipeline.SAMPLES_DIR / "grading-times.json"
 
 
 def run(root: Path, jobs: int = 2) -> str:
@@ -22,6 +29,7 @@ def run(root: Path, jobs: int = 2) -> str:
     for assignment in assignments:
         pipeline.release(root, assignment)
     sampled = [a for a in assignments if pipeline.submit_samples(root, a, root / pipeline.SAMPLES_DIR)]
+    seed_timings(root)
     if sampled:
         print(batch.summary(batch.grade(root, sampled, jobs=jobs)), flush=True)
     for assignment in sampled:
@@ -29,6 +37,14 @@ def run(root: Path, jobs: int = 2) -> str:
         if ranked:
             print(leaderboard.format_table(ranked, unmeasured), flush=True)
     return pipeline.format_grades(pipeline.export(root))
+
+
+def seed_timings(root: Path) -> None:
+    """Start ``root``'s grading timings from :data:`SAMPLE_TIMINGS`, unless it has timings of its own."""
+    timings = root / progress.TIMINGS_FILE
+    if not timings.exists() and (root / SAMPLE_TIMINGS).is_file():
+        timings.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / SAMPLE_TIMINGS, timings)
 
 
 def unexpected_scores(root: Path) -> list[str]:

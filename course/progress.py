@@ -1,11 +1,13 @@
 """How long ``course grade`` will take: timings kept from the last run, longest-first order, an ETA.
 
-``course grade`` (course/batch.py) writes how long each assignment's submissions took
-to ``logs/grading-times.json`` after every run. The next run uses them twice:
+``course grade`` (course/batch.py) writes how long each submission took, and the median
+of each assignment's, to ``logs/grading-times.json`` after every run. The next run uses
+them twice:
 
 - it hands the longest submissions to the workers first (a class's 06 notebooks
-  before its 01 notebooks), so that no worker is left with one long submission at
-  the end while the others wait;
+  before its 01 notebooks; a submission that took long last time, such as one that
+  looped to the cell time limit, before the others of its assignment), so that no
+  worker is left with one long submission at the end while the others wait;
 - it shows an ETA from the first second, before any submission has finished:
   the expected time of every submission not yet graded, shared among the workers.
   Once some have finished, their real times replace the last run's.
@@ -21,14 +23,16 @@ import json
 import statistics
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TIMINGS_FILE = Path("logs") / "grading-times.json"
 # Median seconds per submission, `course grade --all` of the sample submissions (tests/submissions)
-# with 2 workers on a 2-core machine, 2026-11-25 (61 submissions in 2382 s; a busy machine).
-MEASURED = {"01_images": 45.0, "02_mnist_mlp": 62.0, "03_mnist_cnn": 47.0, "04_fashion_cnn": 50.0,
-            "05_cifar_cnn": 98.0, "06_normalization_optimizers": 115.0, "07_batchnorm_functional": 52.0,
-            "08_cifar_challenge": 30.0}
+# with 2 workers on a 2-core machine, 2026-11-25 (64 submissions in 1730 s, 600 s cell limit; the
+# samples' own times are tests/submissions/grading-times.json).
+MEASURED = {"01_images": 13.3, "02_mnist_mlp": 30.1, "03_mnist_cnn": 24.8, "04_fashion_cnn": 35.3,
+            "05_cifar_cnn": 56.9, "06_normalization_optimizers": 69.7, "07_batchnorm_functional": 41.8,
+            "08_cifar_challenge": 27.7}
 
 
 def with_defaults(stored: dict[str, float]) -> dict[str, float]:
@@ -36,31 +40,64 @@ def with_defaults(stored: dict[str, float]) -> dict[str, float]:
     return {**MEASURED, **stored}
 
 
-def load(root: Path) -> dict[str, float]:
-    """The last run's median seconds per submission, by assignment; empty when there is none or it is unreadable."""
+@dataclass
+class Timings:
+    """What the last runs took: the median seconds of each assignment's submissions, and each submission's."""
+
+    assignments: dict[str, float] = field(default_factory=dict)
+    submissions: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def _positive(seconds: object) -> float:
+    value = float(seconds)  # type: ignore[arg-type]
+    if not value > 0:
+        raise ValueError(f"not a time: {seconds!r}")
+    return value
+
+
+def load(root: Path) -> Timings:
+    """The timings :func:`save` kept under ``root``; empty when there are none or they are unreadable."""
+    return load_file(root / TIMINGS_FILE)
+
+
+def load_file(path: Path) -> Timings:
+    """The timings in ``path``, a file :func:`save` wrote; empty when it is missing or unreadable."""
     try:
-        stored = json.loads((root / TIMINGS_FILE).read_text())
-        return {str(name): float(seconds) for name, seconds in stored.items() if float(seconds) > 0}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
+        stored = json.loads(path.read_text())
+        return Timings({str(name): _positive(seconds) for name, seconds in stored["assignments"].items()},
+                       {(str(assignment), str(student)): _positive(seconds)
+                        for assignment, by_student in stored["submissions"].items()
+                        for student, seconds in by_student.items()})
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return Timings()
 
 
-def save(root: Path, seconds: Iterable[tuple[str, float]], earlier: dict[str, float] | None = None) -> None:
-    """Store the median of this run's ``(assignment, seconds)`` per assignment, keeping ``earlier``'s other assignments."""
+def save(root: Path, seconds: Iterable[tuple[str, str, float]], earlier: Timings | None = None) -> None:
+    """Store this run's ``(assignment, student, seconds)``: each submission's time, and the median per
+    assignment; ``earlier``'s other assignments and submissions are kept."""
+    earlier = earlier or Timings()
     by_assignment: dict[str, list[float]] = {}
-    for assignment, value in seconds:
+    submissions = dict(earlier.submissions)
+    for assignment, student, value in seconds:
         by_assignment.setdefault(assignment, []).append(value)
-    stored = dict(earlier or {})
-    stored.update({name: round(statistics.median(values), 1) for name, values in by_assignment.items()})
+        submissions[assignment, student] = round(value, 1)
+    assignments = dict(earlier.assignments)
+    assignments.update({name: round(statistics.median(values), 1) for name, values in by_assignment.items()})
+    nested: dict[str, dict[str, float]] = {}
+    for (assignment, student), value in submissions.items():
+        nested.setdefault(assignment, {})[student] = value
     path = root / TIMINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps({"assignments": assignments, "submissions": nested}, indent=1, sort_keys=True) + "\n")
 
 
-def longest_first(submissions: list[tuple[str, str]], expected: dict[str, float]) -> list[tuple[str, str]]:
-    """``(assignment, student)`` pairs, the longest expected first; assignments without a timing keep their
-    place before the timed ones (they may be long), and ties keep their order."""
-    return sorted(submissions, key=lambda pair: -expected.get(pair[0], float("inf")))
+def longest_first(submissions: list[tuple[str, str]], expected: dict[str, float],
+                  known: dict[tuple[str, str], float] | None = None) -> list[tuple[str, str]]:
+    """``(assignment, student)`` pairs, the longest expected first: a submission's own last time where
+    ``known`` has it, else its assignment's in ``expected``. Assignments without a timing keep their place
+    before the timed ones (they may be long), and ties keep their order."""
+    known = known or {}
+    return sorted(submissions, key=lambda pair: -known.get(pair, expected.get(pair[0], float("inf"))))
 
 
 class Estimate:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from course import demo
+from pathlib import Path
+
+from course import demo, pipeline, progress, submissions
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_samples_off_their_expected_score_are_listed(tmp_path):
@@ -16,3 +20,23 @@ def test_samples_off_their_expected_score_are_listed(tmp_path):
         "07_x,,2026-01-01 12:00:00,empty,,,,0.0,0.0,0.0,10.0\n"
         "07_x,,,late,,,,0.0,0.0,0.0,10.0\n")
     assert demo.unexpected_scores(tmp_path) == ["07_x correct: expected 10, got 7", "07_x late: expected 4, got no grade"]
+
+
+def test_a_course_without_timings_starts_from_the_samples_and_one_with_timings_keeps_its_own(tmp_path):
+    (tmp_path / "tests" / "submissions").mkdir(parents=True)
+    (tmp_path / demo.SAMPLE_TIMINGS).write_text('{"assignments": {"01": 9.0}, "submissions": {"01": {"loops": 300.0}}}')
+    demo.seed_timings(tmp_path)
+    assert progress.load(tmp_path) == progress.Timings({"01": 9.0}, {("01", "loops"): 300.0})
+    (tmp_path / demo.SAMPLE_TIMINGS).write_text('{"assignments": {"01": 1.0}, "submissions": {}}')
+    demo.seed_timings(tmp_path)
+    assert progress.load(tmp_path).assignments == {"01": 9.0}
+
+
+def test_the_samples_timings_name_the_samples_and_put_the_slow_ones_first():
+    timings = progress.load_file(ROOT / demo.SAMPLE_TIMINGS)
+    samples = {(spec_file.stem, spec.student) for spec_file in (ROOT / pipeline.SAMPLES_DIR).glob("*.yml")
+               for spec in submissions.load_specs(spec_file)}
+    assert set(timings.submissions) <= samples
+    assert set(timings.assignments) == {assignment for assignment, _ in samples}
+    order = progress.longest_first(sorted(samples), timings.assignments, timings.submissions)
+    assert set(order[:2]) == {("01_images", "infinite_loop"), ("01_images", "swallows_interrupt")}

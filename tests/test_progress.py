@@ -15,24 +15,38 @@ class Clock:
         return self.now
 
 
-def test_timings_round_trip_as_medians_and_keep_other_assignments(tmp_path):
-    assert progress.load(tmp_path) == {}
-    progress.save(tmp_path, [("06", 300.0), ("06", 100.0), ("06", 120.0), ("01", 20.0)], earlier={"08": 40.0, "01": 99.0})
-    assert json.loads((tmp_path / "logs" / "grading-times.json").read_text()) == {"01": 20.0, "06": 120.0, "08": 40.0}
-    assert progress.load(tmp_path) == {"01": 20.0, "06": 120.0, "08": 40.0}
+def test_timings_round_trip_as_medians_and_per_submission_and_keep_the_others(tmp_path):
+    assert progress.load(tmp_path) == progress.Timings()
+    earlier = progress.Timings({"08": 40.0, "01": 99.0}, {("08", "ann"): 40.0, ("01", "ann"): 99.0})
+    progress.save(tmp_path, [("06", "ann", 300.04), ("06", "bob", 100.0), ("06", "cid", 120.0), ("01", "ann", 20.0)],
+                  earlier=earlier)
+    assert json.loads((tmp_path / "logs" / "grading-times.json").read_text()) == {
+        "assignments": {"01": 20.0, "06": 120.0, "08": 40.0},
+        "submissions": {"01": {"ann": 20.0}, "06": {"ann": 300.0, "bob": 100.0, "cid": 120.0}, "08": {"ann": 40.0}}}
+    assert progress.load(tmp_path) == progress.Timings(
+        {"01": 20.0, "06": 120.0, "08": 40.0},
+        {("01", "ann"): 20.0, ("06", "ann"): 300.0, ("06", "bob"): 100.0, ("06", "cid"): 120.0, ("08", "ann"): 40.0})
 
 
-@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"01": "soon"}'])
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"01": 20.0}', '{"assignments": {"01": "soon"}, "submissions": {}}',
+                                     '{"assignments": {"01": 20.0}, "submissions": {"01": {"ann": -1}}}'])
 def test_unreadable_timings_are_no_timings(tmp_path, content):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "grading-times.json").write_text(content)
-    assert progress.load(tmp_path) == {}
+    assert progress.load(tmp_path) == progress.Timings()
 
 
 def test_longest_first_puts_untimed_assignments_first_and_keeps_ties_in_order():
     pairs = [("01", "a"), ("06", "a"), ("01", "b"), ("09", "a"), ("06", "b")]
     assert progress.longest_first(pairs, {"01": 20.0, "06": 300.0}) == [
         ("09", "a"), ("06", "a"), ("06", "b"), ("01", "a"), ("01", "b")]
+
+
+def test_a_submission_that_took_long_last_time_goes_before_its_assignment():
+    pairs = [("01", "a"), ("06", "a"), ("01", "loops"), ("06", "b")]
+    known = {("01", "loops"): 340.0, ("06", "b"): 90.0}
+    assert progress.longest_first(pairs, {"01": 20.0, "06": 300.0}, known) == [
+        ("01", "loops"), ("06", "a"), ("06", "b"), ("01", "a")]
 
 
 def test_the_eta_comes_from_the_last_run_before_anything_finishes():
@@ -63,8 +77,8 @@ def test_eta_text():
 
 
 def test_a_course_without_timings_expects_the_measured_ones_and_their_median_for_others(tmp_path):
-    expected = progress.with_defaults(progress.load(tmp_path))
+    expected = progress.with_defaults(progress.load(tmp_path).assignments)
     assert expected == progress.MEASURED
     estimate = progress.Estimate([("01_images", "a"), ("my_own", "a")], jobs=1, expected=expected, clock=lambda: 0.0)
-    assert estimate.left() == progress.MEASURED["01_images"] + 51.0
+    assert estimate.left() == progress.MEASURED["01_images"] + 32.7
     assert progress.with_defaults({"01_images": 7.0})["01_images"] == 7.0
