@@ -61,24 +61,32 @@ def check(root: Path, assignments: list[str], sandboxed: bool, where: Layout | N
     """Raise :class:`PreflightError` unless the sandbox works here and the assignments' data load inside it.
 
     ``where`` is the course's layout (course/layout.py); read from ``root`` when not given."""
-    from course import sandbox
-
     try:
         where = where or layout.read(root)
     except layout.LayoutError as error:
         raise PreflightError(f"{error}. Nothing was graded.") from None
+    check_machine(datasets_used(where.step("source"), assignments), sandboxed, where.hidden())
+
+
+def check_machine(datasets: list[str], sandboxed: bool, hidden: list[Path]) -> None:
+    """Raise :class:`PreflightError` unless bubblewrap works here (when ``sandboxed``) and ``datasets`` load, here
+    and inside a sandbox hiding ``hidden``: the checks of :func:`check`, on any machine that grades (a Dask
+    worker of course/cluster.py has no course folder)."""
+    from course import sandbox
 
     if sandboxed:
         probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",
                  "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL", "true"]
-        result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        try:
+            result = subprocess.run(probe, capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise PreflightError(f"{sandbox.INSTALL_HINT}. Nothing was graded.") from None
         if result.returncode != 0:
             raise PreflightError(
                 f"bubblewrap is installed but cannot create its sandbox here ({_tail(result)}). This happens inside "
                 "unprivileged containers (Docker, Kubernetes pods) and where AppArmor restricts user namespaces "
                 "(bubblewrap issue 505): grade on a machine or VM where `bwrap --ro-bind / / true` works, or allow user "
                 "namespaces. Nothing was graded.")
-    datasets = datasets_used(where.step("source"), assignments)
     if not datasets:
         return
     result = subprocess.run(_load_command(datasets), capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
@@ -87,13 +95,13 @@ def check(root: Path, assignments: list[str], sandboxed: bool, where: Layout | N
                              "Nothing was graded.")
     if sandboxed:
         with tempfile.TemporaryDirectory(prefix="course-preflight-") as folder:
-            command = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={path}" for path in where.hidden()),
+            command = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={path}" for path in hidden),
                        "--", *_load_command(datasets)]
             result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
         if result.returncode != 0:
+            hides = ", ".join(map(str, hidden)) + " and the home folder" if hidden else "the home folder"
             raise PreflightError(
                 f"the datasets {', '.join(datasets)} load here but not inside the sandbox, where students' code runs:\n"
-                f"{_tail(result)}\nThe sandbox hides {', '.join(map(str, where.hidden()))} and the home folder: keep "
-                "COURSE_DATA_DIR and "
+                f"{_tail(result)}\nThe sandbox hides {hides}: keep COURSE_DATA_DIR and "
                 f"COURSE_CACHE_DIR outside them, or on paths readable from elsewhere ({sandbox.__name__}.readable_inside). "
                 "Nothing was graded.")
