@@ -486,14 +486,17 @@ def _copy_log(stream: IO[bytes], log: IO[bytes], limit: int) -> None:
 
 def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_seconds: float,
               memory_gib: float = 6, sandboxed: bool = True, threads: int | None = None,
-              processes: Processes | None = None, where: layout.Layout | None = None) -> Outcome:
+              processes: Processes | None = None, where: layout.Layout | None = None,
+              environment: dict[str, str] | None = None, hidden: list[Path] | None = None) -> Outcome:
     """Autograde one submission in a workspace of its own, ``workdir/<assignment>/<student>``.
 
     The course folder is only read; the gradebook is copied from ``workdir/gradebook.db``,
     a snapshot that, unlike the course's, no merge writes to meanwhile. The
     submission is copied in by :func:`course.sandbox.copy_files`: a link in it
     brings nothing of the grader's into the workspace. ``processes`` tracks
-    nbgrader's process so that ``grade`` can stop it.
+    nbgrader's process so that ``grade`` can stop it. ``environment`` is set for nbgrader (a Dask task
+    brings the client's ``COURSE_CELL_TIMEOUT``, course/cluster.py); ``hidden`` are more folders the sandbox
+    hides (a Dask worker's: every task's folder on that machine).
     """
     start = time.monotonic()
     where = where or layout.read(root)
@@ -513,6 +516,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force",
                                         *where.workspace_options(workspace))
     env = pipeline.nbgrader_env()
+    env.update(environment or {})
     if threads:  # workers share the cores instead of each TensorFlow taking them all
         env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")})
     runtime = cgroup = None
@@ -520,7 +524,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
         # The OS caps the kernel's and the judge's tasks and memory too, in cgroups of their own: a backstop
         # above the watcher's limits (it kills first, saying why).
         cgroup = f"{os.getpid()}-{re.sub(r'[^A-Za-z0-9_-]', '_', assignment)}-{re.sub(r'[^A-Za-z0-9_-]', '_', student)}"
-        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir], cgroup=cgroup,
+        sandbox.write_kernelspec(workspace / "jupyter", hide=[root, *where.hidden(), workdir, *(hidden or [])], cgroup=cgroup,
                                  memory_bytes=int((memory_gib + JUDGE_MEMORY_GIB + CGROUP_MEMORY_MARGIN_GIB) * GIB))
         env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(workspace / "jupyter"), env.get("JUPYTER_PATH")]))
         # The kernel has no network: it speaks to nbgrader over IPC socket files, in a folder
@@ -543,7 +547,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
             return outcome
         logger = threading.Thread(target=_copy_log, args=(process.stdout, log, MAX_LOG_BYTES), daemon=True)
         logger.start()
-        tmpfs = sandbox.tmpfs_folders([root, workdir]) if sandboxed else []
+        tmpfs = sandbox.tmpfs_folders([root, workdir, *(hidden or [])]) if sandboxed else []
         watchdog = threading.Thread(target=_watch_memory, args=(process, memory_gib * GIB, outcome),
                                     kwargs={"tmpfs": tmpfs, "disk": workspace}, daemon=True)
         watchdog.start()
@@ -1005,7 +1009,8 @@ def _stopping_on_signals(processes: Processes) -> Callable[[], None]:
 
 
 def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
-          sandboxed: bool = True, only: list[str] | None = None, only_new: bool = False) -> list[Outcome]:
+          sandboxed: bool = True, only: list[str] | None = None, only_new: bool = False,
+          scheduler: str | None = None, scheduler_file: str | None = None) -> list[Outcome]:
     """Autograde every submission of ``assignments`` with ``jobs`` workers, then feedback and export.
 
     The submissions of all the assignments share the workers, so a long one
@@ -1014,10 +1019,15 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     notebook yet. A student whose grading or merge fails gets a problem line
     and the others go on; ``grades.csv`` is written at the end. SIGINT or
     SIGTERM stop everything (see :func:`_stop`) and exit with 128 + the signal.
+
+    ``scheduler`` (``tcp://HOST:PORT``) or ``scheduler_file`` grades on the workers of
+    a Dask cluster instead of ``jobs`` local ones (course/cluster.py); merging,
+    feedback and export stay here.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
-    if sandboxed and not sandbox.available():
+    remote = None
+    if scheduler is None and scheduler_file is None and sandboxed and not sandbox.available():
         raise SystemExit(sandbox.INSTALL_HINT)
     try:
         where = layout.read(root)
@@ -1042,36 +1052,117 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     stored = progress.load(root)  # the last run's timings (or measured ones): longest first, and an ETA from the start
     expected = progress.with_defaults(stored.assignments)
     submissions = progress.longest_first(submissions, expected, stored.submissions)
+    if scheduler is not None or scheduler_file is not None:
+        from course import cluster
+
+        remote = cluster.Remote(scheduler, scheduler_file)
+        remote.connect()
     try:
-        preflight.check(root, graded, sandboxed, where)
-    except preflight.PreflightError as error:
-        raise SystemExit(f"course grade: this machine cannot grade: {error}") from None
-    for assignment in graded:
-        _ensure_in_gradebook(root, assignment, where)
-    estimate = progress.Estimate(submissions, jobs, expected)
-    print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s)"
-          f"{'' if sandboxed else ', NOT sandboxed'}... {progress.format_seconds(estimate.left())}", flush=True)
+        _check_graders(root, graded, sandboxed, where, remote)
+        for assignment in graded:
+            _ensure_in_gradebook(root, assignment, where)
+        if remote is not None:
+            jobs = remote.slots
+        estimate = progress.Estimate(submissions, jobs, expected)
+        on = f" on the Dask scheduler {remote.client.scheduler.address}" if remote is not None else ""
+        print(f"Grading {len(submissions)} submissions of {', '.join(graded)} with {jobs} worker(s){on}"
+              f"{'' if sandboxed else ', NOT sandboxed'}... {progress.format_seconds(estimate.left())}", flush=True)
+        outcomes = _grade_all(root, where, submissions, jobs, wall_seconds, memory_gib, sandboxed, estimate, remote)
+    finally:
+        if remote is not None:
+            remote.close()
+    # Each submission that ran (one stopped at the wall-clock limit too: it is long, and goes first next time).
+    progress.save(root, [(o.assignment, o.student, o.seconds) for o in outcomes if o.seconds > 0 and not o.never_started],
+                  earlier=stored)
+    _generate_feedback(root, graded, jobs)
+    pipeline.export(root, capture=True)
+    return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
+
+
+def _check_graders(root: Path, graded: list[str], sandboxed: bool, where: layout.Layout, remote: Any) -> None:
+    """Can this machine, or every worker of ``remote`` (course/cluster.py), grade? SystemExit, changing nothing, if not."""
+    if remote is None:
+        try:
+            preflight.check(root, graded, sandboxed, where)
+        except preflight.PreflightError as error:
+            raise SystemExit(f"course grade: this machine cannot grade: {error}") from None
+        return
+    fault = remote.check(preflight.datasets_used(where.step("source"), graded), sandboxed)
+    if fault is not None:
+        raise SystemExit(f"course grade: {fault}. Nothing was graded.")
+    failures = remote.allowed_failures()
+    if failures:
+        print(f"Note: this Dask scheduler retries a task whose worker is lost {failures} time(s) itself, unseen: start it "
+              "with DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=0 and course grade regrades once and reports it.",
+              flush=True)
+
+
+def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, str]], jobs: int, wall_seconds: float,
+               memory_gib: float, sandboxed: bool, estimate: progress.Estimate, remote: Any) -> list[Outcome]:
+    """Grade ``submissions`` in this order on ``jobs`` local workers, or on ``remote``'s, merging each as it ends.
+
+    A Dask cluster gets at most two tasks per grading slot at a time (each holds its submission's files),
+    more as they finish. A task whose worker was lost is submitted once more."""
     outcomes: list[Outcome] = []
     processes = Processes()
     restore = _stopping_on_signals(processes)
     display = _display(len(submissions))
     try:
         with display as bar, tempfile.TemporaryDirectory(prefix="course-grade-") as scratch:
-            shutil.copy(where.gradebook_file, Path(scratch) / layout.GRADEBOOK)
+            snapshot = Path(scratch) / layout.GRADEBOOK
+            shutil.copy(where.gradebook_file, snapshot)
             threads = max(1, (os.cpu_count() or 1) // min(jobs, len(submissions)))
-            pool = ThreadPoolExecutor(max_workers=jobs)
+            pool = ThreadPoolExecutor(max_workers=jobs) if remote is None else None
+            queue = list(submissions)
+            window = len(queue) if remote is None else 2 * jobs
+            pending: dict[Future[Any], tuple[str, str]] = {}
+            notes: dict[tuple[str, str], list[str]] = {}  # problems found before the worker graded it
+            if remote is not None:
+                from course import cluster
+
+                gradebook, versions = snapshot.read_bytes(), cluster.versions()
+
+            def start(pair: tuple[str, str]) -> None:
+                assignment, student = pair
+                if pool is not None:
+                    pending[pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
+                                        sandboxed, threads, processes, where)] = pair
+                    return
+                task, problems = cluster.pack(where, assignment, student, gradebook, wall_seconds, memory_gib, sandboxed,
+                                              remote.stop_event, versions)
+                notes.setdefault(pair, []).extend(problems)
+                if task is None:
+                    future: Future[Any] = Future()
+                    future.set_result(Outcome(assignment, student, 0.0, graded=False))
+                else:
+                    future = remote.submit(task)
+                pending[future] = pair
+
             try:
-                pending = {pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
-                                       sandboxed, threads, processes, where): (assignment, student)
-                           for assignment, student in submissions}
+                while queue and len(pending) < window:
+                    start(queue.pop(0))
                 while pending and processes.signal is None:
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                     bar.show(len(outcomes), progress.format_seconds(estimate.left()))
                     for future in sorted(done, key=lambda f: pending[f]):
                         if processes.signal is not None:
                             break
-                        assignment, student = pending.pop(future)
-                        outcome = _finish(root, Path(scratch), future, assignment, student, where)
+                        pair = pending.pop(future)
+                        assignment, student = pair
+                        if remote is not None and remote.lost(future):
+                            if not any(note.startswith(LOST) for note in notes.get(pair, [])):
+                                notes.setdefault(pair, []).append(f"{LOST} ({future.exception()}); graded again on another")
+                                start(pair)
+                                continue
+                            outcome = Outcome(assignment, student, 0.0, graded=False, never_started=True,
+                                              problems=[f"not graded: {LOST} twice ({future.exception()}); earlier grades, "
+                                                        "if any, unchanged"])
+                        else:
+                            if remote is not None and not future.exception() and "fault" in future.result():
+                                processes.fault = future.result()["fault"]
+                                break
+                            outcome = _finish(root, Path(scratch), future, assignment, student, where, remote,
+                                              notes.pop(pair, []))
                         outcomes.append(outcome)
                         estimate.done(assignment, outcome.seconds)
                         bar.line(f"{progress_bar(len(outcomes), len(submissions))}  "
@@ -1080,21 +1171,23 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
                             processes.fault = (f"the first {len(outcomes)} kernels never started: this machine cannot "
                                                "run students' kernels (see their logs)")
                             break
+                        while queue and len(pending) < window:
+                            start(queue.pop(0))
                     if processes.fault is not None:
                         break
                 bar.show(len(outcomes), progress.format_seconds(estimate.left()))
                 if processes.signal is not None or processes.fault is not None:
-                    _stop(processes, pool, outcomes, len(submissions))
+                    _stop(processes, pool, outcomes, len(submissions), remote, list(pending))
             finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
     finally:
         restore()
-    # Each submission that ran (one stopped at the wall-clock limit too: it is long, and goes first next time).
-    progress.save(root, [(o.assignment, o.student, o.seconds) for o in outcomes if o.seconds > 0 and not o.never_started],
-                  earlier=stored)
-    _generate_feedback(root, graded, jobs)
-    pipeline.export(root, capture=True)
-    return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
+    return outcomes
+
+
+# The problem line of a submission whose Dask worker was lost mid-task (course/cluster.py).
+LOST = "its worker was lost mid-task"
 
 
 def _generate_feedback(root: Path, assignments: list[str], jobs: int) -> None:
@@ -1110,14 +1203,24 @@ def _generate_feedback(root: Path, assignments: list[str], jobs: int) -> None:
         list(pool.map(one, assignments))
 
 
-def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str, student: str,
-            where: layout.Layout | None = None) -> Outcome:
-    """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's."""
+def _finish(root: Path, scratch: Path, future: Future[Any], assignment: str, student: str,
+            where: layout.Layout | None = None, remote: Any = None, notes: list[str] | None = None) -> Outcome:
+    """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's.
+
+    With ``remote`` (course/cluster.py) the future holds what the worker sent back, laid out here first;
+    ``notes`` are problems found before the worker graded it (files not copied, a worker lost)."""
+    where = where or layout.read(root)
     try:
         outcome = future.result()
+        if remote is not None and not isinstance(outcome, Outcome):
+            from course import cluster
+
+            outcome = cluster.receive(root, scratch, outcome, where)
     except Exception as error:  # noqa: BLE001 (one student's failure must not stop the batch)
         return Outcome(assignment, student, 0.0, graded=False,
-                       problems=[f"not graded ({type(error).__name__}: {error}); earlier grades, if any, unchanged"])
+                       problems=[*(notes or []),
+                                 f"not graded ({type(error).__name__}: {error}); earlier grades, if any, unchanged"])
+    outcome.problems[:0] = notes or []
     if outcome.never_started:
         return outcome  # the machine's fault: the student's earlier grade stays
     try:
@@ -1129,12 +1232,22 @@ def _finish(root: Path, scratch: Path, future: Future[Outcome], assignment: str,
     return outcome
 
 
-def _stop(processes: Processes, pool: ThreadPoolExecutor, outcomes: list[Outcome], total: int) -> None:
-    """After SIGINT or SIGTERM: start nothing more, kill every nbgrader tree, merge nothing half-graded, say so, exit."""
+def _stop(processes: Processes, pool: ThreadPoolExecutor | None, outcomes: list[Outcome], total: int,
+          remote: Any = None, running: list[Future[Any]] | None = None) -> None:
+    """After SIGINT or SIGTERM: start nothing more, kill every nbgrader tree (on a Dask cluster's workers too),
+    merge nothing half-graded, say so, exit."""
     signum = processes.signal
-    pool.shutdown(wait=False, cancel_futures=True)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
     killed = processes.stop()
-    pool.shutdown(wait=True)
+    if pool is not None:
+        pool.shutdown(wait=True)
+    if remote is not None:
+        remote.stop()
+        running = [future for future in running or [] if not future.done()]
+        killed = len(running)
+        for future in running:
+            future.cancel()
     if outcomes:
         print(summary(outcomes), flush=True)
     if processes.fault is not None:

@@ -19,6 +19,7 @@ examples:
   course grade 03_mnist_cnn --student alice      only alice (repeat --student for more)
   course grade --all --only-new                  only submissions not autograded yet
   course grade 03_mnist_cnn --zip-collect        first collect downloaded/03_mnist_cnn/archive/
+  course grade --all --scheduler tcp://HOST:8786 on a Dask cluster's workers (course worker)
   course leaderboard                             rank the capstone's models
   course publish ../edition --url https://github.com/OWNER/cnn-course-notebooks --tag v1.0
                                                  the student edition, to push as its own repository
@@ -37,6 +38,14 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def default_slots() -> int:
+    """Grading slots for this machine: one per core (2 workers grade faster than 1 on 2 cores, bench/GRADING.md),
+    at most one per 10 GiB of memory (a kernel's 6 GiB and its judge's 4 GiB limits)."""
+    import psutil
+
+    return max(1, min(os.cpu_count() or 1, psutil.virtual_memory().total // (10 * 2**30)))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,6 +75,20 @@ def parser() -> argparse.ArgumentParser:
                             "<student>_<file>) into submitted/")
     grade.add_argument("--no-sandbox", action="store_true",
                        help="run students' code without bubblewrap, with your rights and next to your files (not recommended)")
+    grade.add_argument("--scheduler", metavar="ADDRESS",
+                       help="grade on the workers of this Dask scheduler (tcp://HOST:PORT or tls://...; see `course worker`) "
+                            "instead of --jobs local ones")
+    grade.add_argument("--scheduler-file", metavar="PATH", help="the same, from a scheduler file (`dask scheduler --scheduler-file`)")
+    worker = commands.add_parser("worker", help="check that this machine can grade, then serve a Dask scheduler's "
+                                 "`course grade --scheduler` with grading slots (needs no course folder)")
+    worker.add_argument("scheduler", help="the scheduler's address, tcp://HOST:PORT")
+    worker.add_argument("--slots", type=positive_int, default=default_slots(),
+                        help="submissions graded at once here, one Dask worker process each (default: one per CPU "
+                             "core, fewer where memory gives each less than 10 GiB: %(default)s)")
+    worker.add_argument("--datasets", default="mnist,fashion_mnist,cifar10",
+                        help="the datasets checked before serving (default %(default)s)")
+    worker.epilog = ("Any other option goes to `dask worker` (after --, or as is): --host, --name, and for TLS "
+                     "--tls-ca-file, --tls-cert, --tls-key.")
     board = commands.add_parser("leaderboard", help="rank the capstone's graded models by test accuracy; writes leaderboard.csv")
     board.add_argument("assignment", nargs="?", default="08_cifar_challenge")
     commands.add_parser("links", help="point every source notebook's Colab badge and install command at pyproject's Repository URL")
@@ -80,8 +103,19 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     command_line = parser()
-    args = command_line.parse_args(argv)
+    args, unknown = command_line.parse_known_args(argv)
+    if unknown and args.command != "worker":
+        command_line.error(f"unrecognized arguments: {' '.join(unknown)}")
 
+    if args.command == "worker":
+        from course import cluster, preflight
+
+        datasets = [name for name in args.datasets.split(",") if name]
+        unknown = sorted(set(datasets) - set(preflight.DATASETS))
+        if unknown:
+            command_line.error(f"unknown datasets {', '.join(unknown)}: choose from {', '.join(preflight.DATASETS)}")
+        cluster.serve(args.scheduler, args.slots, datasets, [option for option in unknown if option != "--"])
+        return 0
     root = args.root.resolve()
     if not (root / "nbgrader_config.py").is_file():
         command_line.error(f"{root} is not a course folder: it has no nbgrader_config.py")
@@ -100,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             for assignment in assignments:
                 print(batch.collect_zips(root, assignment).report(), flush=True)
         outcomes = batch.grade(root, assignments, args.jobs, args.wall_seconds, args.memory_gib, not args.no_sandbox,
-                               only=args.student, only_new=args.only_new)
+                               only=args.student, only_new=args.only_new, scheduler=args.scheduler,
+                               scheduler_file=args.scheduler_file)
         if outcomes:
             print(batch.summary(outcomes))
     elif args.command == "leaderboard":
