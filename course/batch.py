@@ -1121,6 +1121,7 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
                 from course import cluster
 
                 gradebook, versions = snapshot.read_bytes(), cluster.versions()
+                datasets = tuple(preflight.datasets_used(where.step("source"), sorted({a for a, _ in submissions})))
 
             def start(pair: tuple[str, str]) -> None:
                 assignment, student = pair
@@ -1128,14 +1129,21 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
                     pending[pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
                                         sandboxed, threads, processes, where)] = pair
                     return
-                task, problems = cluster.pack(where, assignment, student, gradebook, wall_seconds, memory_gib, sandboxed,
-                                              remote.stop_event, versions)
+                future: Future[Any] = Future()
+                try:
+                    task, problems = cluster.pack(where, assignment, student, gradebook, wall_seconds, memory_gib,
+                                                  sandboxed, remote.stop_event, versions, datasets)
+                except OSError as error:  # this student's files could not be read: their line, not the batch's
+                    task, problems = None, [f"not graded: its files could not be read ({error})"]
                 notes.setdefault(pair, []).extend(problems)
                 if task is None:
-                    future: Future[Any] = Future()
                     future.set_result(Outcome(assignment, student, 0.0, graded=False))
                 else:
-                    future = remote.submit(task)
+                    try:
+                        future = remote.submit(task)
+                    except Exception as error:  # noqa: BLE001 (the scheduler is gone: stop, as for any fault here)
+                        processes.fault = f"the Dask scheduler refused a task ({type(error).__name__}: {error})"
+                        future.set_result({"fault": processes.fault})
                 pending[future] = pair
 
             try:
@@ -1149,6 +1157,9 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
                             break
                         pair = pending.pop(future)
                         assignment, student = pair
+                        if remote is not None and future.cancelled():  # not by us: the scheduler is gone
+                            processes.fault = "the connection to the Dask scheduler was lost"
+                            break
                         if remote is not None and remote.lost(future):
                             if not any(note.startswith(LOST) for note in notes.get(pair, [])):
                                 notes.setdefault(pair, []).append(f"{LOST} ({future.exception()}); graded again on another")
@@ -1158,7 +1169,8 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
                                               problems=[f"not graded: {LOST} twice ({future.exception()}); earlier grades, "
                                                         "if any, unchanged"])
                         else:
-                            if remote is not None and not future.exception() and "fault" in future.result():
+                            if (remote is not None and not future.exception() and isinstance(future.result(), dict)
+                                    and "fault" in future.result()):
                                 processes.fault = future.result()["fault"]
                                 break
                             outcome = _finish(root, Path(scratch), future, assignment, student, where, remote,
@@ -1215,7 +1227,7 @@ def _finish(root: Path, scratch: Path, future: Future[Any], assignment: str, stu
         if remote is not None and not isinstance(outcome, Outcome):
             from course import cluster
 
-            outcome = cluster.receive(root, scratch, outcome, where)
+            outcome = cluster.receive(root, scratch, outcome, where, assignment, student)
     except Exception as error:  # noqa: BLE001 (one student's failure must not stop the batch)
         return Outcome(assignment, student, 0.0, graded=False,
                        problems=[*(notes or []),
@@ -1251,7 +1263,10 @@ def _stop(processes: Processes, pool: ThreadPoolExecutor | None, outcomes: list[
     if outcomes:
         print(summary(outcomes), flush=True)
     if processes.fault is not None:
-        print(f"course grade: stopped: {processes.fault}. No grade was changed; feedback and grades.csv were not "
+        merged = sum(1 for o in outcomes if not o.never_started)
+        kept = (f"the {merged} submission(s) graded before it keep their new grades, no other grade was changed"
+                if merged else "no grade was changed")
+        print(f"course grade: stopped: {processes.fault}. {kept[0].upper()}{kept[1:]}; feedback and grades.csv were not "
               "updated.", file=sys.stderr, flush=True)
         raise SystemExit(1)
     assert signum is not None

@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         from course import cluster, preflight
 
         datasets = [name for name in args.datasets.split(",") if name]
-        unknown = sorted(set(datasets) - set(preflight.DATASETS))
-        if unknown:
-            command_line.error(f"unknown datasets {', '.join(unknown)}: choose from {', '.join(preflight.DATASETS)}")
+        strange = sorted(set(datasets) - set(preflight.DATASETS))
+        if strange:
+            command_line.error(f"unknown datasets {', '.join(strange)}: choose from {', '.join(preflight.DATASETS)}")
         cluster.serve(args.scheduler, args.slots, datasets, [option for option in unknown if option != "--"])
         return 0
     root = args.root.resolve()
@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.release(root, assignment)
     elif args.command == "grade":
         from course import batch, pipeline
+
+        if args.no_sandbox and (args.scheduler or args.scheduler_file):
+            command_line.error("--no-sandbox cannot go to a Dask cluster: a kernel outside the sandbox reaches the "
+                               "network, and the scheduler's port runs code on every worker")
 
         assignments = pipeline.assignments(root) if args.all else args.assignments
         if not assignments:

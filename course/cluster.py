@@ -46,15 +46,18 @@ as the worker's user. Keep it on a private network or behind TLS
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import socket
+import stat
 import sys
 import tempfile
 import threading
 import time
 import uuid
+import warnings
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -67,7 +70,8 @@ RESOURCE = "grade"  # a worker process with one of these grades one submission a
 SLOTS_VARIABLE = "COURSE_WORKER_SLOTS"  # set by `course worker`: grading slots on this machine
 FORWARDED_ENVIRONMENT = ("COURSE_CELL_TIMEOUT",)  # the client's settings that nbgrader_config.py reads
 CONNECT_SECONDS = 20
-VERSIONED = ("nbgrader", "keras", "tensorflow", "tensorflow-cpu", "numpy", "ipykernel", "jupyter_client", "distributed")
+VERSIONED = ("nbgrader", "nbclient", "nbconvert", "nbformat", "traitlets", "sqlalchemy", "keras", "tensorflow",
+             "tensorflow-cpu", "numpy", "ipykernel", "jupyter_client", "distributed")
 STOP_LOOK_SECONDS = 1.0
 
 
@@ -75,7 +79,7 @@ def versions() -> dict[str, str]:
     """What must match between the client and a worker for the same submission to get the same grade:
     Python's version, the grading packages' versions and a digest of this ``course`` package's code
     (its checks and judge run on the worker)."""
-    found = {"python": f"{sys.version_info.major}.{sys.version_info.minor}"}
+    found = {"python": ".".join(map(str, sys.version_info[:3]))}
     for name in VERSIONED:
         try:
             found[name] = metadata.version(name)
@@ -110,10 +114,12 @@ class Task:
     environment: dict[str, str]
     versions: dict[str, str]
     stop_event: str  # the Dask Event that stops the batch
+    datasets: tuple[str, ...] = ()  # what the assignment reads: checked on the worker's first task
 
 
 def pack(where: layout.Layout, assignment: str, student: str, gradebook: bytes, wall_seconds: float,
-         memory_gib: float, sandboxed: bool, stop_event: str, client_versions: dict[str, str]) -> tuple[Task | None, list[str]]:
+         memory_gib: float, sandboxed: bool, stop_event: str, client_versions: dict[str, str],
+         datasets: tuple[str, ...] = ()) -> tuple[Task | None, list[str]]:
     """The task of one submission, and what :func:`course.sandbox.copy_files` skipped of its files; no task
     when its folder itself could not be copied (a link, say): then there is nothing to grade."""
     with tempfile.TemporaryDirectory(prefix="course-pack-") as folder:
@@ -125,23 +131,30 @@ def pack(where: layout.Layout, assignment: str, student: str, gradebook: bytes, 
     folders = {name.removesuffix("_directory"): getattr(where, name.removesuffix("_directory")) for name in layout.FOLDERS}
     environment = {name: os.environ[name] for name in FORWARDED_ENVIRONMENT if name in os.environ}
     task = Task(assignment, student, folders, (where.config_folder / "nbgrader_config.py").read_bytes(), gradebook,
-                files, wall_seconds, memory_gib, sandboxed, environment, client_versions, stop_event)
+                files, wall_seconds, memory_gib, sandboxed, environment, client_versions, stop_event, datasets)
     return task, problems
 
 
-def _inside(base: Path, relative: str) -> Path:
-    """``base/relative`` for a plain relative path; ValueError for anything else (``..``, absolute, empty)."""
+def _inside(base: Path, relative: str) -> Path | None:
+    """``base/relative`` for a plain relative path (parts separated by ``/``, none empty, ``.`` or ``..``, no NUL);
+    None for anything else."""
     parts = relative.split("/")
-    if any(part in ("", ".", "..") for part in parts) or "\\" in relative or "\0" in relative:
-        raise ValueError(f"not a plain relative path: {relative!r}")
+    if any(part in ("", ".", "..") for part in parts) or "\0" in relative:
+        return None
     return base.joinpath(*parts)
 
 
-def _write_files(base: Path, files: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> None:
+def _write_files(base: Path, files: tuple[tuple[str, bytes], ...] | list[tuple[str, bytes]]) -> list[str]:
+    """Write ``files`` under ``base``; what was not written (a name that would leave ``base``), one line each."""
+    problems = []
     for relative, content in files:
         path = _inside(base, relative)
+        if path is None:
+            problems.append(f"skipped {relative!r}: not a plain relative path")
+            continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
+    return problems
 
 
 def _read_files(folder: Path) -> list[tuple[str, bytes]]:
@@ -168,9 +181,15 @@ def _slots_here() -> int:
 def _machines_folders() -> list[Path]:
     """What every kernel on this machine must not see besides its own task: the folder holding every task's
     folder (other students' submissions, whatever the temporary folder is), and the Dask workers' local folders
-    (where Dask may spill results). The first is created, for this user only."""
+    (where Dask may spill results). The first is created for this user only; RuntimeError when one is there
+    that is not that (a link, another user's, open to others), since whoever owns it could swap a task's files."""
     tasks = Path(tempfile.gettempdir()) / f"course-tasks-{os.getuid()}"
-    tasks.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        tasks.mkdir(mode=0o700)
+    status = os.lstat(tasks)
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise RuntimeError(f"{tasks} is not a folder of this user's alone (a link, another user's, or open to others): "
+                           "remove it, or set TMPDIR to a private folder")
     folders = [tasks]
     try:
         from distributed import get_worker
@@ -181,18 +200,43 @@ def _machines_folders() -> list[Path]:
     return folders
 
 
-def _watch_stop(event_name: str, processes: batch.Processes, done: threading.Event) -> None:
+_CHECKED: set[tuple[tuple[str, ...], bool]] = set()
+
+
+def _check_once(datasets: tuple[str, ...], sandboxed: bool) -> None:
+    """:func:`course.preflight.check_machine` on this worker process's first task (and for new datasets): a
+    worker that joined after ``course grade`` checked the others, or a plain ``dask worker``, is checked too."""
+    if (tuple(datasets), sandboxed) not in _CHECKED:
+        preflight.check_machine(list(datasets), sandboxed, hidden=[])
+        _CHECKED.add((tuple(datasets), sandboxed))
+
+
+def _worker_client() -> Any:
+    """The Dask client of the worker running this task (made in the task's own thread, where Dask knows the
+    worker: a thread of ours would not); None outside a worker."""
+    try:
+        from distributed import get_client
+
+        return get_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def _watch_stop(event_name: str, client: Any, processes: batch.Processes, done: threading.Event) -> None:
     """Kill this task's nbgrader once the client sets the batch's stop event."""
+    if client is None:
+        return
     from distributed import Event
 
     try:
-        stop = Event(event_name)
+        stop = Event(event_name, client=client)
         while not done.wait(STOP_LOOK_SECONDS):
             if stop.is_set():
                 processes.stop()
                 return
-    except Exception:  # noqa: BLE001 (the scheduler went away: the wall-clock limit still holds)
-        return
+    except Exception as error:  # noqa: BLE001 (the scheduler went away: the wall-clock limit still holds)
+        print(f"course worker: cannot watch for a stop ({type(error).__name__}: {error}); the wall-clock limit holds",
+              file=sys.stderr, flush=True)
 
 
 def run_task(task: Task) -> dict[str, Any]:
@@ -203,7 +247,12 @@ def run_task(task: Task) -> dict[str, Any]:
     with_versions = differences(task.versions, versions())
     if with_versions:
         return {"fault": f"worker on {worker} differs from the client: {'; '.join(with_versions)}"}
-    hidden = _machines_folders()
+    try:
+        _check_once(task.datasets, task.sandboxed)
+        hidden = _machines_folders()
+    except (preflight.PreflightError, RuntimeError, OSError) as error:
+        return {"fault": f"worker on {worker} cannot grade: {error}"}
+    client = _worker_client()
     with tempfile.TemporaryDirectory(prefix="task-", dir=hidden[0]) as folder:
         root, scratch = Path(folder) / "course", Path(folder) / "scratch"
         root.mkdir()
@@ -213,10 +262,10 @@ def run_task(task: Task) -> dict[str, Any]:
         where = layout.Layout(root, root, **task.folders)
         submitted = where.step("submitted") / task.student / task.assignment
         submitted.mkdir(parents=True)
-        _write_files(submitted, task.files)
+        skipped = _write_files(submitted, task.files)
         processes = batch.Processes()
         done = threading.Event()
-        watcher = threading.Thread(target=_watch_stop, args=(task.stop_event, processes, done), daemon=True)
+        watcher = threading.Thread(target=_watch_stop, args=(task.stop_event, client, processes, done), daemon=True)
         watcher.start()
         try:
             threads = max(1, (os.cpu_count() or 1) // _slots_here())
@@ -230,7 +279,8 @@ def run_task(task: Task) -> dict[str, Any]:
         back = Path(folder) / "back"
         relative = f"{where.autograded}/{task.student}/{task.assignment}"
         if (workspace / relative).is_dir():
-            outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=batch.COPIED_BACK)
+            outcome.problems[:0] = skipped
+        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=batch.COPIED_BACK)
         log = root / "logs" / task.assignment / f"{task.student}.log"
         return {
             "outcome": asdict(outcome),
@@ -241,15 +291,19 @@ def run_task(task: Task) -> dict[str, Any]:
         }
 
 
-def receive(root: Path, scratch: Path, result: dict[str, Any], where: layout.Layout) -> batch.Outcome:
-    """Lay out what :func:`run_task` sent back as the workspace ``scratch/<assignment>/<student>`` that
-    :func:`course.batch.merge` reads, and write its log to ``root/logs``; the outcome."""
+def receive(root: Path, scratch: Path, result: dict[str, Any], where: layout.Layout, assignment: str,
+            student: str) -> batch.Outcome:
+    """Lay out what :func:`run_task` sent back for ``student``'s ``assignment`` as the workspace
+    ``scratch/<assignment>/<student>`` that :func:`course.batch.merge` reads, and write its log to ``root/logs``;
+    the outcome. ValueError when the result is not that submission's."""
     outcome = batch.Outcome(**result["outcome"])
-    workspace = scratch / outcome.assignment / outcome.student
+    if (outcome.assignment, outcome.student) != (assignment, student):
+        raise ValueError(f"the worker sent back {outcome.assignment}/{outcome.student} for {assignment}/{student}")
+    workspace = scratch / assignment / student
     workspace.mkdir(parents=True, exist_ok=True)
     if result["gradebook"] is not None:
         (workspace / layout.GRADEBOOK).write_bytes(result["gradebook"])
-    _write_files(workspace / where.autograded / outcome.student / outcome.assignment, result["autograded"])
+    outcome.problems += _write_files(workspace / where.autograded / student / assignment, result["autograded"])
     log = root / "logs" / outcome.assignment / f"{outcome.student}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(result["log"])
@@ -320,7 +374,9 @@ class Remote:
     def submit(self, task: Task) -> Future:
         """``run_task(task)`` on a worker with a free grade slot, as a ``concurrent.futures.Future``."""
         executor = self.client.get_executor(resources={RESOURCE: 1}, pure=False)
-        return executor.submit(run_task, task, key=f"grade-{task.assignment}-{task.student}-{uuid.uuid4().hex[:8]}")
+        with warnings.catch_warnings():  # "Sending large graph": a task is its submission's files, by design
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            return executor.submit(run_task, task, key=f"grade-{uuid.uuid4().hex}")
 
     @staticmethod
     def lost(future: Future) -> bool:
