@@ -26,7 +26,8 @@ import dask
 import psutil
 import pytest
 
-from course import batch, cluster, layout, pipeline, sandbox
+from course import batch, cluster, layout, sandbox
+from test_batch import _course  # a copy of the course with only these 01 samples submitted
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "01_images"
@@ -36,18 +37,6 @@ SAMPLES = ["correct", "partly_wrong", "kernel_crash", "reads_instructor_files"]
 PYTHON_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
-
-
-def _course(folder: Path, only: list[str]) -> Path:
-    root = folder / "course"
-    (root / "source").mkdir(parents=True)
-    shutil.copytree(ROOT / "source" / ASSIGNMENT, root / "source" / ASSIGNMENT)
-    shutil.copy(ROOT / "nbgrader_config.py", root)
-    pipeline.release(root, ASSIGNMENT, capture=True)
-    pipeline.submit_samples(root, ASSIGNMENT, ROOT / pipeline.SAMPLES_DIR)
-    for student in {p.name for p in (root / "submitted").iterdir()} - set(only):
-        shutil.rmtree(root / "submitted" / student)
-    return root
 
 
 def _notebooks(root: Path) -> dict[str, dict]:
