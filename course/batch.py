@@ -6,6 +6,8 @@ nbgrader itself, in its own throwaway workspace holding a copy of the
 gradebook, the configuration and that one submission, so parallel workers
 never share a database. Each workspace's grades are then merged into the
 course's gradebook, one at a time, and the autograded notebook is copied back.
+With ``--scheduler`` the workspaces are on the workers of a Dask cluster instead
+(course/cluster.py); the merge stays here.
 
 Each submission is bounded and isolated:
 

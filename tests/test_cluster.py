@@ -100,7 +100,8 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 @contextlib.contextmanager
 def _scheduler_and_workers(folder: Path, workers: int = 2):
     """``dask scheduler`` on 127.0.0.1 (a lost task comes back at once) and ``workers`` ``course worker`` processes
-    of one slot each; yields the address and the worker processes; stops them all by PID."""
+    of one slot each; yields the address and the worker processes (the scheduler file is folder/scheduler.json);
+    stops them all by PID."""
     port = _free_port()
     # The workers' temporary folder outside /tmp (which the sandbox replaces with its own): each task's folder
     # there must be hidden from the other tasks' kernels by the worker itself.
@@ -110,7 +111,7 @@ def _scheduler_and_workers(folder: Path, workers: int = 2):
     started: list[subprocess.Popen] = []
     try:
         scheduler = subprocess.Popen([str(PYTHON_BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                      "--no-dashboard"], env=env, stdout=subprocess.DEVNULL,
+                                      "--no-dashboard", "--scheduler-file", str(folder / "scheduler.json")], env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(folder / "scheduler.log", "wb"))
         started.append(scheduler)
         _wait_for_port(port, scheduler)
@@ -176,7 +177,7 @@ def test_a_cluster_gives_the_scores_and_notebooks_of_the_local_pool(three_ways):
 def test_a_worker_lost_mid_task_has_its_submission_graded_again_elsewhere(tmp_path, monkeypatch, capsys):
     root = _course(tmp_path, ["infinite_loop"])
     monkeypatch.setenv("COURSE_CELL_TIMEOUT", "30")  # crosses to the worker with the task
-    with _scheduler_and_workers(tmp_path) as (address, workers):
+    with _scheduler_and_workers(tmp_path) as (_, workers):
         def kill_the_grading_worker() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
@@ -197,7 +198,7 @@ def test_a_worker_lost_mid_task_has_its_submission_graded_again_elsewhere(tmp_pa
 
         killer = threading.Thread(target=kill_the_grading_worker)
         killer.start()
-        outcomes = batch.grade(root, [ASSIGNMENT], scheduler=address)
+        outcomes = batch.grade(root, [ASSIGNMENT], scheduler_file=str(tmp_path / "scheduler.json"))  # --scheduler-file
         killer.join()
     [outcome] = outcomes
     assert outcome.score == 8  # as graded locally: one cell stopped at the (here 30 s) cell time limit
