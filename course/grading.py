@@ -59,7 +59,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Dict, Float, Integer, Unicode
 
 from course import judge as judge_module
 from course.sandbox import OS_LIMITS
@@ -108,6 +108,15 @@ def _size(value: Any, depth: int = 0) -> int:
     return 8
 
 
+def cell_time_limit(timeout: int | None, by_assignment: dict[str, int], assignment: str | None) -> int | None:
+    """The cell time limit for ``assignment``: ``timeout`` (``Execute.timeout``; ``None`` is no limit), or the
+    assignment's own limit in ``by_assignment`` where that is shorter."""
+    own = by_assignment.get(assignment or "")
+    if own is None or own <= 0:
+        return timeout
+    return own if timeout is None else min(timeout, own)
+
+
 class CrashTolerantExecute(Execute):
     """nbgrader's ``Execute``, except that a dead kernel fails the cells from the crash on, not the submission,
     and that the outputs kept from the kernel are capped."""
@@ -124,6 +133,11 @@ class CrashTolerantExecute(Execute):
     max_output_bytes = Integer(
         64 * MIB, help="Outputs kept for the whole notebook; past it, every cell's outputs are cut.",
     ).tag(config=True)
+    timeout_by_assignment = Dict(
+        key_trait=Unicode(), value_trait=Integer(), default_value={},
+        help="A shorter cell time limit (seconds) for these assignments, e.g. those that train nothing: a looping "
+             "cell there holds its grading slot this long instead of ``timeout``. The smaller of the two applies.",
+    ).tag(config=True)
     # nbgrader raises, and abandons the notebook, when a cell's outputs stop before the kernel says it is idle:
     # that is what a dropped message (max_message_bytes) does. Here the cell keeps what arrived and says so.
     raise_on_iopub_timeout = Bool(False).tag(config=True)
@@ -135,7 +149,12 @@ class CrashTolerantExecute(Execute):
         self._cell_bytes = 0
         self._cut = False
         self._idle = True
+        self._assignment = ((resources or {}).get("nbgrader") or {}).get("assignment")
         return super().preprocess(nb, resources, km)
+
+    def _get_timeout(self, cell: NotebookNode | None) -> int | None:
+        return cell_time_limit(super()._get_timeout(cell), self.timeout_by_assignment,
+                               getattr(self, "_assignment", None))
 
     def create_kernel_manager(self) -> Any:
         km = super().create_kernel_manager()
@@ -462,7 +481,8 @@ class JudgedExecute(CrashTolerantExecute):
 
     async def _async_kernel_request(self, code: str) -> tuple[str, str]:
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False)
-        reply = await self._async_reply(msg_id, float(self.timeout or 600))
+        limit = self._get_timeout(None) or 600
+        reply = await self._async_reply(msg_id, float(limit))
         if reply is not None:
             content = reply["content"]
             if content.get("status") == "ok":
@@ -471,13 +491,13 @@ class JudgedExecute(CrashTolerantExecute):
         if not await ensure_async(self.km.is_alive()):
             return "dead", self._killed_message or KERNEL_DIED
         await ensure_async(self.km.interrupt_kernel())
-        self.log.error("Timeout waiting for execute reply (%ds): the code a test called.", self.timeout)
+        self.log.error("Timeout waiting for execute reply (%ds): the code a test called.", limit)
         if await self._async_reply(msg_id, self.interrupt_grace) is not None:
-            return "timeout", f"the notebook's code ran past the {self.timeout} s time limit and was interrupted"
+            return "timeout", f"the notebook's code ran past the {limit} s time limit and was interrupted"
         self.log.error("The code called by the test ignored the interrupt for %g s: killing the kernel.",
                        self.interrupt_grace)
         await ensure_async(self.km.shutdown_kernel(now=True))
-        self._killed_message = (f"Stopped: the code this test called ran past the {self.timeout} s time limit and went on "
+        self._killed_message = (f"Stopped: the code this test called ran past the {limit} s time limit and went on "
                                 f"{self.interrupt_grace:g} s after being interrupted, so its kernel was killed.")
         return "dead", self._killed_message
 

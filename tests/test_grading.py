@@ -1,11 +1,12 @@
 """course.grading: a crashed kernel fails the cells from the crash on, not the notebook; copied cells do not break grading."""
 
 import sys
+import time
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course.grading import CrashTolerantExecute, DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
+from course.grading import CrashTolerantExecute, DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute, cell_time_limit
 
 
 def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
@@ -46,6 +47,27 @@ def test_a_cell_that_ignores_the_interrupt_has_its_kernel_killed_and_counts_as_a
     assert [(o.ename, o.evalue) for o in after.outputs] == [
         ("KernelDied", "Not run: the kernel died in an earlier cell (cell 2).")]
     nbformat.validate(executed)
+
+
+def test_an_assignments_own_cell_time_limit_applies_where_it_is_shorter():
+    assert cell_time_limit(600, {"01_images": 60}, "01_images") == 60
+    assert cell_time_limit(30, {"01_images": 60}, "01_images") == 30  # COURSE_CELL_TIMEOUT shorter still
+    assert cell_time_limit(600, {"01_images": 60}, "02_mnist_mlp") == 600
+    assert cell_time_limit(None, {"01_images": 60}, "01_images") == 60  # no limit at all: the assignment's
+    assert cell_time_limit(600, {"01_images": 0}, "01_images") == 600
+    assert cell_time_limit(600, {"01_images": 60}, None) == 600  # not run by nbgrader: no assignment
+
+
+def test_a_cell_of_an_assignment_with_a_shorter_limit_is_stopped_at_that_limit():
+    notebook = new_notebook(cells=[new_code_cell("import time\ntime.sleep(60)"), new_code_cell("print('after')")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    executor = CrashTolerantExecute(timeout=60, timeout_by_assignment={"01_images": 2, "02_mnist_mlp": 1})
+    start = time.monotonic()
+    executed, _ = executor.preprocess(notebook, {"metadata": {"path": "."}, "nbgrader": {"assignment": "01_images"}})
+    assert time.monotonic() - start < 30
+    slept, after = executed.cells
+    assert [o.ename for o in slept.outputs if o.output_type == "error"] == ["KeyboardInterrupt", "CellTimeoutError"]
+    assert after.outputs[0].text == "after\n"
 
 
 def test_outputs_kept_from_the_kernel_are_capped_per_message_cell_and_notebook_and_grading_goes_on():
@@ -147,6 +169,19 @@ def test_a_function_that_loops_fails_its_test_and_the_kernel_goes_on(tmp_path):
     )
     _, spun, after = _judged(notebook, tmp_path, ).cells
     assert spun.outputs[-1]["ename"] == "KernelUnavailable" and "20 s time limit" in spun.outputs[-1]["evalue"]
+    assert after.outputs == []
+
+
+def test_a_function_that_loops_is_stopped_at_its_assignments_shorter_limit(tmp_path):
+    notebook = _graded_notebook(
+        ("solution", "def spin():\n    while True:\n        pass"),
+        ("test", "spin()"),
+        ("test", "assert 1 + 1 == 2"),
+    )
+    executed, _ = JudgedExecute(timeout=20, interrupt_grace=2, timeout_by_assignment={"01_images": 3}).preprocess(
+        notebook, {"metadata": {"path": str(tmp_path)}, "nbgrader": {"assignment": "01_images"}})
+    _, spun, after = executed.cells
+    assert spun.outputs[-1]["ename"] == "KernelUnavailable" and "3 s time limit" in spun.outputs[-1]["evalue"]
     assert after.outputs == []
 
 
