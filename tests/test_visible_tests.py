@@ -1,0 +1,222 @@
+"""Each visible test catches a wrong solution for every requirement its exercise states.
+
+A student who passes the visible test should not then lose points to the hidden test
+for a stated requirement (issue 18). For every requirement of an exercise listed in
+``WRONG``, a solution that breaks that requirement, and only that one, replaces the
+reference; the notebook's cells run in order in one namespace, up to the exercise's
+test cell, whose visible part must then fail. The reference solution passes the same
+visible test, so a case fails for its wrong solution and not for its set-up.
+
+The notebook runs here as plain Python (IPython's transforms for the setup cell's
+``%pip``), under the grading budget, reading the offline mirror (``COURSE_DATA_DIR``).
+Only cells up to the last test listed run: no training cell is reached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+
+from course import judge
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# assignment -> solution grade_id -> [(requirement, wrong source, test grade_id that must catch it)]
+WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
+    "01_images": {
+        "images_open_as_array": [
+            ("a NumPy array", "def open_as_array(path):\n    return Image.open(path)", "images_open_as_array_test"),
+            ("uint8 pixels", "def open_as_array(path):\n    with Image.open(path) as image:\n"
+                             "        return np.asarray(image, dtype=np.float32)", "images_open_as_array_test"),
+            ("the colour image's own pixels", "def open_as_array(path):\n    with Image.open(path) as image:\n"
+                                              "        return np.asarray(image.convert('L'))", "images_open_as_array_test"),
+        ],
+        "images_scale_to_unit": [
+            ("float32", "def scale_to_unit(images):\n    return images / 255.0", "images_scale_to_unit_test"),
+            ("255 gives 1.0", "def scale_to_unit(images):\n    return images.astype(np.float32) / 256",
+             "images_scale_to_unit_test"),
+            ("values in proportion", "def scale_to_unit(images):\n    return (images > 127).astype(np.float32)",
+             "images_scale_to_unit_test"),
+            ("the input untouched", "def scale_to_unit(images):\n    images //= 255\n    return images.astype(np.float32)",
+             "images_scale_to_unit_test"),
+        ],
+        "images_reshape": [
+            ("a channel axis last", "def add_channel_axis(images):\n    return images[np.newaxis]\n\n\n"
+                                    "def flatten_images(images):\n    return images.reshape(len(images), -1)",
+             "images_reshape_test"),
+            ("rows read in order", "def add_channel_axis(images):\n    return images[..., np.newaxis]\n\n\n"
+                                   "def flatten_images(images):\n    return images.reshape(len(images), -1, order='F')",
+             "images_reshape_test"),
+            ("the dtype kept", "def add_channel_axis(images):\n    return images[..., np.newaxis].astype(np.float32)\n\n\n"
+                               "def flatten_images(images):\n    return images.reshape(len(images), -1)",
+             "images_reshape_test"),
+        ],
+        "images_split_channels": [
+            ("red, green, blue in order", "def split_channels(image):\n    return image[:, :, 2], image[:, :, 1], image[:, :, 0]",
+             "images_split_channels_test"),
+            ("three (H, W) arrays", "def split_channels(image):\n    return image[0], image[1], image[2]",
+             "images_split_channels_test"),
+        ],
+        "images_channel_means": [
+            ("the mean", "def channel_means(images):\n    return np.median(images, axis=(0, 1, 2)).astype(np.float64)",
+             "images_channel_means_test"),
+            ("one per channel", "def channel_means(images):\n    return images.mean(axis=(1, 2), dtype=np.float64)",
+             "images_channel_means_test"),
+            ("float64", "def channel_means(images):\n    return images.mean(axis=(0, 1, 2), dtype=np.float32)",
+             "images_channel_means_test"),
+        ],
+    },
+    "07_batchnorm_functional": {
+        "bn_output_size": [
+            ("rounds down", "def output_size(n, f, p=0, s=1):\n    return (n - f + 2 * p) / s + 1", "bn_output_size_test"),
+            ("an int", "def output_size(n, f, p=0, s=1):\n    return float((n - f + 2 * p) // s + 1)", "bn_output_size_test"),
+            ("the padding", "def output_size(n, f, p=0, s=1):\n    return (n - f) // s + 1", "bn_output_size_test"),
+            ("the stride", "def output_size(n, f, p=0, s=1):\n    return n - f + 2 * p + 1", "bn_output_size_test"),
+        ],
+        "bn_output_sizes": [
+            ("four keys", "sizes = {'lenet': output_size(32, 5), 'alexnet': output_size(227, 11, s=4),\n"
+                          "         'same_stride_2': output_size(32, 3, p=1, s=2)}", "bn_output_sizes_test"),
+            ("lenet", "sizes = {'lenet': output_size(32, 5, p=2), 'alexnet': output_size(227, 11, s=4),\n"
+                      "         'same_stride_2': output_size(32, 3, p=1, s=2), 'pool_after_lenet': output_size(32, 2, s=2)}",
+             "bn_output_sizes_test"),
+            ("alexnet's stride", "sizes = {'lenet': output_size(32, 5), 'alexnet': output_size(227, 11),\n"
+                                 "         'same_stride_2': output_size(32, 3, p=1, s=2), 'pool_after_lenet': 14}",
+             "bn_output_sizes_test"),
+            ("padding 1", "sizes = {'lenet': output_size(32, 5), 'alexnet': output_size(227, 11, s=4),\n"
+                          "         'same_stride_2': output_size(32, 3, s=2), 'pool_after_lenet': 14}",
+             "bn_output_sizes_test"),
+            ("the pooling of lenet", "sizes = {'lenet': output_size(32, 5), 'alexnet': output_size(227, 11, s=4),\n"
+                                     "         'same_stride_2': output_size(32, 3, p=1, s=2), 'pool_after_lenet': output_size(32, 2, s=2)}",
+             "bn_output_sizes_test"),
+        ],
+        "bn_fixed_model": [
+            ("the functional API", "WRONG_SEQUENTIAL", "bn_fixed_model_test"),
+            ("each layer reads the one before", "WRONG_BLOG_WIRING", "bn_fixed_model_test"),
+            ("momentum 0.9", "WRONG_DEFAULT_MOMENTUM", "bn_momentum_test"),
+            ("batch_norm=False leaves out BatchNormalization", "WRONG_IGNORES_FLAG", "bn_without_test"),
+            ("batch_norm=False keeps the rest", "WRONG_DROPS_DROPOUT_TOO", "bn_without_test"),
+        ],
+    },
+}
+
+# 07's build function, written once with switches for each wrong variant.
+_FASHION = '''def build_fashion_model(batch_norm=True):
+    def normalize(x):
+        return keras.layers.BatchNormalization({momentum})(x) if {flag} else x
+
+    inputs = keras.Input((28, 28, 1))
+    x = normalize(keras.layers.Conv2D(32, 3, padding="same", activation="relu")(inputs))
+    x = normalize(keras.layers.Conv2D(32, 3, padding="same", activation="relu")({second_input}))
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = {dropout_1}
+    x = keras.layers.Flatten()(x)
+    x = normalize(keras.layers.Dense(512, activation="relu")(x))
+    x = {dropout_2}
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+'''
+_RIGHT = dict(momentum="momentum=0.9", flag="batch_norm", second_input="x",
+              dropout_1="keras.layers.Dropout(0.25)(x)", dropout_2="keras.layers.Dropout(0.5)(x)")
+_VARIANTS = {
+    "WRONG_BLOG_WIRING": _FASHION.format(**{**_RIGHT, "second_input": "inputs"}),
+    "WRONG_DEFAULT_MOMENTUM": _FASHION.format(**{**_RIGHT, "momentum": ""}),
+    "WRONG_IGNORES_FLAG": _FASHION.format(**{**_RIGHT, "flag": "True"}),
+    "WRONG_DROPS_DROPOUT_TOO": _FASHION.format(**{**_RIGHT, "dropout_1": "keras.layers.Dropout(0.25)(x) if batch_norm else x",
+                                                  "dropout_2": "keras.layers.Dropout(0.5)(x) if batch_norm else x"}),
+    "WRONG_SEQUENTIAL": '''def build_fashion_model(batch_norm=True):
+    normalize = [keras.layers.BatchNormalization(momentum=0.9)] if batch_norm else []
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"), *normalize,
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        *([keras.layers.BatchNormalization(momentum=0.9)] if batch_norm else []),
+        keras.layers.MaxPooling2D(2), keras.layers.Dropout(0.25), keras.layers.Flatten(),
+        keras.layers.Dense(512, activation="relu"),
+        *([keras.layers.BatchNormalization(momentum=0.9)] if batch_norm else []),
+        keras.layers.Dropout(0.5), keras.layers.Dense(10, activation="softmax"),
+    ])
+''',
+}
+CASES = [(assignment, solution, requirement, wrong, test)
+         for assignment, by_solution in WRONG.items()
+         for solution, cases in by_solution.items()
+         for requirement, wrong, test in cases]
+
+
+def _python(source: str) -> str:
+    return TransformerManager().transform_cell(source)
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+class _Notebook:
+    """A source notebook run in order as plain Python, keeping the namespace before each solution cell."""
+
+    def __init__(self, assignment: str) -> None:
+        path = ROOT / "source" / assignment / f"{assignment}.ipynb"
+        self.folder = path.parent
+        self.cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        self.tests = {_grade_id(c): c for c in self.cells if c.metadata.get("nbgrader", {}).get("grade")}
+        wanted = {test for cases in WRONG[assignment].values() for _, _, test in cases}
+        last = max(i for i, c in enumerate(self.cells) if _grade_id(c) in wanted)
+        self.before: dict[str, dict] = {}
+        namespace: dict = {"__name__": "__main__"}
+        with self._here():
+            for cell in self.cells[:last + 1]:
+                grade_id = _grade_id(cell)
+                if grade_id in WRONG[assignment]:
+                    self.before[grade_id] = dict(namespace)
+                source = judge.visible_source(cell.source) if grade_id in self.tests else cell.source
+                exec(compile(_python(source), f"<{grade_id or 'cell'}>", "exec"), namespace)
+        self.after = namespace
+
+    @contextlib.contextmanager
+    def _here(self):
+        cwd = os.getcwd()
+        os.chdir(self.folder)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            os.chdir(cwd)
+
+    def visible_test(self, test: str, namespace: dict) -> None:
+        """Run ``test``'s visible part in ``namespace``: an exception means it caught something."""
+        with self._here():
+            exec(compile(judge.visible_source(self.tests[test].source), f"<{test}>", "exec"), namespace)
+
+
+@pytest.fixture(scope="module")
+def notebooks():
+    """The notebooks run so far, by assignment (each runs once for all its cases)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if not os.environ.get("COURSE_DATA_DIR"):
+        pytest.skip("needs the offline datasets (COURSE_DATA_DIR)")
+    return {}
+
+
+def _notebook(notebooks: dict, assignment: str) -> _Notebook:
+    if assignment not in notebooks:
+        notebooks[assignment] = _Notebook(assignment)
+    return notebooks[assignment]
+
+
+@pytest.mark.parametrize("assignment, solution, requirement, wrong, test", CASES,
+                         ids=[f"{a}-{s}-{r}" for a, s, r, _, _ in CASES])
+def test_the_visible_test_catches_a_solution_that_misses_one_requirement(notebooks, assignment, solution, requirement,
+                                                                          wrong, test):
+    notebook = _notebook(notebooks, assignment)
+    notebook.visible_test(test, dict(notebook.after))  # the reference passes it
+    namespace = dict(notebook.before[solution])
+    exec(compile(_VARIANTS.get(wrong, wrong), f"<wrong {solution}>", "exec"), namespace)
+    with pytest.raises(AssertionError) as caught:
+        notebook.visible_test(test, namespace)
+    assert str(caught.value), f"{test} failed without a message for {requirement!r}"
