@@ -72,6 +72,25 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "images_channel_means_test"),
         ],
     },
+    "05_cifar_cnn": {
+        "cifar_tutorial_shapes": [
+            ("six shapes", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64)]",
+             "cifar_tutorial_shapes_test"),
+            ("pooling rounds down", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (7, 7, 64), (5, 5, 64), (1600,)]",
+             "cifar_tutorial_shapes_test"),
+            ("no padding", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (15, 15, 64), (7, 7, 64), (7, 7, 64), (3136,)]",
+             "cifar_tutorial_shapes_test"),
+            ("Flatten multiplies", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64), (64,)]",
+             "cifar_tutorial_shapes_test"),
+        ],
+    },
+    "06_normalization_optimizers": {
+        "norm_literal_port_shape": [
+            ("the stride", "literal_port_shape = (32, 32, 64)", "norm_literal_port_shape_test"),
+            ("the channels", "literal_port_shape = (11, 11, 3)", "norm_literal_port_shape_test"),
+            ("rows, columns, channels", "literal_port_shape = (11, 11)", "norm_literal_port_shape_test"),
+        ],
+    },
     "07_batchnorm_functional": {
         "bn_output_size": [
             ("rounds down", "def output_size(n, f, p=0, s=1):\n    return (n - f + 2 * p) / s + 1", "bn_output_size_test"),
