@@ -1,8 +1,9 @@
 """Helpers for the CNN image-classification course.
 
-Modules: ``data`` (datasets, online or offline), ``budget`` (training budgets),
-``plotting`` (image grids), and the instructor's plumbing: ``pipeline``,
-``submissions``, ``feedback``, ``cli``.
+What students import: ``data`` (datasets, online or offline), ``budget`` (training
+budgets), ``seeding``, ``plotting`` (image grids, curves), ``modelfile`` (the trained
+model a submission includes) and ``training`` (a long run that survives a disconnect);
+the rest is the instructor's grading (``batch``, ``judge``, ``sandbox``, ``cli``, ...).
 """
 
 __version__ = "0.1.0"

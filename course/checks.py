@@ -91,14 +91,19 @@ def measure(path: Path, dataset: str | None, standardize: Standardization | None
 
     from course import data
 
+    from course import modelfile
+
     with checked_copy(path) as copy:
         model = keras.saving.load_model(copy, compile=False, safe_mode=True)
+        training = modelfile.read_record(copy.read_bytes())
     report: dict[str, Any] = {
         "params": int(model.count_params()),
         "layers": [type(layer).__name__ for layer in model.layers],
         "input_shape": list(model.input_shape),
         "output_shape": list(model.output_shape),
     }
+    if training is not None:  # the capstone's record of its training (course/training.py)
+        report["training"] = training
     if dataset:
         _, (images, labels) = getattr(data, dataset)()
         x = (images.astype(np.float32) / 255.0).reshape((len(images), *model.input_shape[1:]))

@@ -14,8 +14,15 @@ the grading budget as before, and the accuracy test uses that budget's threshold
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
+
+# The capstone's model file also holds what its training was (course/training.py, ``record``).
+RECORD_ENTRY = "course-training.json"
+MAX_RECORD_BYTES = 16_384
 
 
 class ModelFileError(Exception):
@@ -43,15 +50,19 @@ def load(path: Path, consequence: str = NO_FILE_CONSEQUENCE) -> Any:
             f"Save it again with model.save({path.name!r}) and submit the new file. {consequence}") from error
 
 
-def save(model: Any, path: Path | str) -> Path:
+def save(model: Any, path: Path | str, record: dict[str, Any] | None = None) -> Path:
     """Save ``model`` to ``path`` for grading: architecture and weights, without the optimizer's state
-    (a third of the size for Adam, and nothing the grader needs). Introduced in ``02_mnist_mlp``."""
-    import keras
+    (a third of the size for Adam, and nothing the grader needs). Introduced in ``02_mnist_mlp``.
 
+    ``record`` (``08_cifar_challenge``: :func:`course.training.record`) is stored in the file beside the
+    model, as JSON that Keras does not read and :func:`read_record` gives back."""
     path = Path(path)
     copy = type(model).from_config(model.get_config())  # uncompiled (clone_model keeps the compilation)
     copy.set_weights(model.get_weights())
     copy.save(path)
+    if record is not None:
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(RECORD_ENTRY, json.dumps(record, sort_keys=True))
     print(f"Saved {path.name} ({path.stat().st_size / 1e6:.1f} MB): submit it together with this notebook.")
     return path
 
@@ -68,3 +79,20 @@ def submitted(path: Path) -> Any | None:
         return None
     print(f"Grading the model you trained and submitted ({Path(path).name}): nothing is retrained.")
     return model
+
+
+def read_record(data: bytes) -> dict[str, Any] | None:
+    """The training record a model file's bytes hold (:func:`save`'s ``record``), as plain JSON data: a dict of
+    numbers and short strings; ``None`` when the file has none, or one that is not such a dict."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            info = archive.getinfo(RECORD_ENTRY)
+            if info.file_size > MAX_RECORD_BYTES:
+                return None
+            record = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    return {str(key)[:64]: value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)[:200]
+            for key, value in list(record.items())[:32]}

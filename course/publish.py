@@ -7,7 +7,7 @@ a second repository, made from this one by :func:`publish`, holding only
   with their Open-in-Colab badge and their setup cell's install command pointing
   at the edition, pinned to ``TAG`` (:func:`course.colab.badge`);
 - ``course/``: the helpers students import (:data:`STUDENT_MODULES`: data,
-  budget, seeding, plotting, model files), no grading code;
+  budget, seeding, plotting, model files, resumable training), no grading code;
 - ``pyproject.toml`` (the same package name and version, the ``student`` extra
   only), ``LICENSE``, JupyterLab's student settings (``jupyter/``) and a
   student README (how to open each notebook in Colab, on a JupyterHub through
@@ -32,7 +32,7 @@ import nbformat
 from course import colab
 
 # What students import (tests/test_publish.py checks that these import nothing else of the course).
-STUDENT_MODULES = ("__init__", "data", "budget", "seeding", "plotting", "modelfile")
+STUDENT_MODULES = ("__init__", "data", "budget", "seeding", "plotting", "modelfile", "training")
 NOTEBOOKS = "notebooks"
 # Files of release/<assignment>/ that go to students besides the notebooks: none other exist today.
 RELEASED_PATTERNS = ("*.ipynb",)

@@ -22,6 +22,9 @@ A submission is described in ``tests/submissions/<assignment>.yml``::
       files:                    # other files submitted with the notebook (08_cifar_challenge's model)
         08_cifar_challenge.keras: {copy: 08_cifar_challenge_reference.keras}   # beside the YAML file
         notes.txt: {text: "not a model"}
+        other.keras:            # a copied model file with a training record added (course/training.py)
+          copy: 08_cifar_challenge_reference.keras
+          record: {epochs: 20, minutes: 19.1, device: CPU}
 
 Building from ``release/`` and ``source/`` keeps the samples in step with the
 notebooks: a sample can never go stale.
@@ -29,12 +32,17 @@ notebooks: a sample can never go stale.
 
 from __future__ import annotations
 
+import json
 import shutil
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import yaml
+
+from course import modelfile
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -51,7 +59,7 @@ class SampleSubmission:
     duplicate: dict[str, str] = field(default_factory=dict)
     retype: dict[str, str] = field(default_factory=dict)
     delete: tuple[str, ...] = ()
-    files: dict[str, dict[str, str]] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
     paste: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
@@ -68,8 +76,10 @@ def load_specs(path: Path) -> list[SampleSubmission]:
             raise ValueError(f"{path}: {student}: retype to code, markdown or raw, got {sorted(retype.values())}")
         files = dict(entry.get("files") or {})
         for name, content in files.items():
-            if not (isinstance(content, dict) and len(content) == 1 and set(content) <= {"copy", "text"}):
-                raise ValueError(f"{path}: {student}: file {name} needs {{copy: PATH}} or {{text: CONTENT}}, got {content!r}")
+            if not (isinstance(content, dict) and set(content) in ({"copy"}, {"text"}, {"copy", "record"})
+                    and isinstance(content.get("record", {}), dict)):
+                raise ValueError(f"{path}: {student}: file {name} needs {{copy: PATH}}, {{copy: PATH, record: {{...}}}} "
+                                 f"or {{text: CONTENT}}, got {content!r}")
         paste = dict(entry.get("paste") or {})
         for where, cell in paste.items():
             if not (isinstance(cell, dict) and set(cell) == {"grade_id", "points", "source"}):
@@ -88,6 +98,9 @@ def write_files(spec: SampleSubmission, samples_dir: Path, target: Path) -> None
     for name, content in spec.files.items():
         if "copy" in content:
             shutil.copyfile(samples_dir / content["copy"], target / name)
+            if "record" in content:  # as course.modelfile.save(..., record=...) stores it
+                with zipfile.ZipFile(target / name, "a") as archive:
+                    archive.writestr(modelfile.RECORD_ENTRY, json.dumps(content["record"], sort_keys=True))
         else:
             (target / name).write_text(content["text"])
 

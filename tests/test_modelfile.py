@@ -54,3 +54,27 @@ def test_under_grading_a_missing_or_broken_file_means_training_and_says_why(tmp_
     model.save(tmp_path / "02_mnist_mlp.keras")
     assert modelfile.submitted(tmp_path / "02_mnist_mlp.keras").count_params() == 15
     assert "Grading the model you trained and submitted (02_mnist_mlp.keras)" in capsys.readouterr().out
+
+
+def test_a_training_record_travels_in_the_model_file_which_keras_still_loads(tmp_path, capsys):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    record = {"epochs": 20, "minutes": 19.1, "device": "CPU", "train_labels_sha256": "ab" * 32}
+    path = modelfile.save(model, tmp_path / "08_cifar_challenge.keras", record=record)
+    assert modelfile.read_record(path.read_bytes()) == record
+    assert modelfile.load(path).count_params() == 15
+    assert modelfile.read_record(modelfile.save(model, tmp_path / "plain.keras").read_bytes()) is None
+
+
+def test_a_record_is_read_as_plain_data_or_not_at_all(tmp_path):
+    def with_record(text: str) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(modelfile.RECORD_ENTRY, text)
+        return buffer.getvalue()
+
+    assert modelfile.read_record(with_record('{"device": {"nested": [1, 2]}, "epochs": 3, "flag": true}')) == {
+        "device": "{'nested': [1, 2]}", "epochs": 3, "flag": "True"}
+    assert modelfile.read_record(with_record("[1, 2]")) is None
+    assert modelfile.read_record(with_record("not json")) is None
+    assert modelfile.read_record(with_record('{"x": "' + "y" * modelfile.MAX_RECORD_BYTES + '"}')) is None
+    assert modelfile.read_record(b"not a zip") is None

@@ -185,9 +185,16 @@ def test_capstone_without_a_loadable_model_file_says_why_and_loses_only_the_mode
 def test_capstone_leaderboard_ranks_the_measured_models(course):
     root, _ = course
     ranked, unmeasured = leaderboard.entries(root, CAPSTONE)
-    assert [(e.student, e.accuracy, e.params) for e in ranked] == [
-        ("correct", 0.8462, 308_842), ("partly_wrong", 0.6892, 308_842)]  # tests/submissions/08_cifar_challenge.yml
+    assert [(e.student, e.accuracy, e.params) for e in ranked] == [  # tests/submissions/08_cifar_challenge.yml
+        ("correct", 0.8462, 308_842), ("recorded_on_cpu", 0.8462, 308_842), ("over_time_on_gpu", 0.6892, 308_842),
+        ("partly_wrong", 0.6892, 308_842)]
     assert unmeasured == ["corrupt_model", "empty", "missing_model"]
+    boards = leaderboard.boards(ranked)
+    assert {board: [e.student for e in entries] for board, entries in boards.items()} == {
+        "CPU": ["recorded_on_cpu"], "GPU": ["over_time_on_gpu"], "not recorded": ["correct", "partly_wrong"]}
+    [cpu], [gpu] = boards["CPU"], boards["GPU"]
+    assert (cpu.minutes, cpu.epochs, cpu.split, cpu.outside_the_rules()) == (19.1, 20, "course", [])
+    assert gpu.outside_the_rules() == ["25 min on a GPU (limit 10)", "trained on other images than the training split"]
 
 
 MARKER = "written by reads_instructor_files".upper().encode()  # what that sample appends to every file it can
