@@ -72,6 +72,99 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "images_channel_means_test"),
         ],
     },
+    "02_mnist_mlp": {
+        "mlp_preprocess": [
+            ("flattened", "WRONG_02(x='images.astype(np.float32) / 255.0')", "mlp_preprocess_test"),
+            ("float32", "WRONG_02(x='images.reshape(len(images), -1) / 255.0')", "mlp_preprocess_test"),
+            ("scaled to [0, 1]", "WRONG_02(x='images.reshape(len(images), -1).astype(np.float32)')", "mlp_preprocess_test"),
+            ("row by row", "WRONG_02(x=\"images.reshape(len(images), -1, order='F').astype(np.float32) / 255.0\")",
+             "mlp_preprocess_test"),
+            ("one-hot", "WRONG_02(y='labels')", "mlp_preprocess_test"),
+            ("floats", "WRONG_02(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "mlp_preprocess_test"),
+        ],
+        "mlp_split": [
+            ("20% held out", "def split_validation(x, y):\n    return train_test_split(x, y, test_size=0.25, random_state=9)",
+             "mlp_split_test"),
+            ("random_state=9", "def split_validation(x, y):\n    return train_test_split(x, y, test_size=0.2, random_state=1)",
+             "mlp_split_test"),
+            ("four arrays", "def split_validation(x, y):\n    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.2, "
+                            "random_state=9)\n    return x_train, y_train", "mlp_split_test"),
+            ("labels kept with their examples", "def split_validation(x, y):\n"
+             "    xs = train_test_split(x, test_size=0.2, random_state=9)\n"
+             "    ys = train_test_split(y, test_size=0.2, random_state=0)\n    return xs[0], xs[1], ys[0], ys[1]",
+             "mlp_split_test"),
+        ],
+        "mlp_build_model": [
+            ("a Sequential", "def build_mlp():\n    inputs = keras.Input((784,))\n"
+             "    hidden = keras.layers.Dense(512, activation='relu')(inputs)\n"
+             "    return keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(hidden))", "mlp_build_model_test"),
+            ("512 units", "WRONG_MLP(units=511)", "mlp_build_model_test"),
+            ("ReLU", "WRONG_MLP(hidden='sigmoid')", "mlp_build_model_test"),
+            ("softmax", "WRONG_MLP(output=None)", "mlp_build_model_test"),
+            ("784 inputs", "def build_mlp():\n    return keras.Sequential([keras.layers.Dense(512, activation='relu'), "
+                           "keras.layers.Dense(10, activation='softmax')])", "mlp_build_model_test"),
+        ],
+        "mlp_compile": [
+            ("Adam", "WRONG_COMPILE(optimizer='SGD', rate='CosineDecay(1e-3, decay_steps=steps)')", "mlp_compile_test"),
+            ("a CosineDecay", "WRONG_COMPILE(rate='1e-3')", "mlp_compile_test"),
+            ("from 0.001", "WRONG_COMPILE(rate='CosineDecay(1e-2, decay_steps=steps)')", "mlp_compile_test"),
+            ("over `steps`", "WRONG_COMPILE(rate='CosineDecay(1e-3, decay_steps=1000)')", "mlp_compile_test"),
+            ("categorical cross-entropy", "WRONG_COMPILE(loss='sparse_categorical_crossentropy')", "mlp_compile_test"),
+            ("accuracy", "WRONG_COMPILE(metrics='[]')", "mlp_compile_test"),
+        ],
+    },
+    "03_mnist_cnn": {
+        "cnn_preprocess": [
+            ("a channel axis", "WRONG_03(x='images.astype(np.float32) / 255.0')", "cnn_preprocess_test"),
+            ("float32", "WRONG_03(x='images[..., np.newaxis] / 255.0')", "cnn_preprocess_test"),
+            ("scaled in proportion", "WRONG_03(x='(images[..., np.newaxis] > 0).astype(np.float32)')", "cnn_preprocess_test"),
+            ("one-hot", "WRONG_03(y='labels')", "cnn_preprocess_test"),
+            ("floats", "WRONG_03(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "cnn_preprocess_test"),
+        ],
+        "cnn_build_model": [
+            ("padding='same'", "WRONG_CNN(padding='valid')", "cnn_build_model_test"),
+            ("Dense(128)", "WRONG_CNN(units=64)", "cnn_build_model_test"),
+            ("ReLU in the Conv2D", "WRONG_CNN(conv=None)", "cnn_build_model_test"),
+            ("ReLU in Dense(128)", "WRONG_CNN(dense='tanh')", "cnn_build_model_test"),
+            ("softmax", "WRONG_CNN(output='sigmoid')", "cnn_build_model_test"),
+            ("an Input", "WRONG_CNN().replace('keras.Input((28, 28, 1)), ', '')", "cnn_build_model_test"),
+        ],
+        "cnn_param_count": [
+            ("each filter's bias", "conv_params = 3 * 3 * 1 * 32\nflatten_size = 14 * 14 * 32\ndense_params = flatten_size * 128 + 128",
+             "cnn_param_count_test"),
+            ("after the pooling", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 28 * 28 * 32\n"
+                                  "dense_params = 14 * 14 * 32 * 128 + 128", "cnn_param_count_test"),
+            ("the dense biases", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 14 * 14 * 32\ndense_params = flatten_size * 128",
+             "cnn_param_count_test"),
+            ("integers", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 14 * 14 * 32 / 1\ndense_params = 6272 * 128 + 128",
+             "cnn_param_count_test"),
+        ],
+    },
+    "04_fashion_cnn": {
+        "fashion_prepare_images": [
+            ("a channel axis", "def prepare_images(images):\n    return images.astype(np.float32) / 255.0",
+             "fashion_prepare_images_test"),
+            ("float32", "def prepare_images(images):\n    return images[..., np.newaxis] / 255.0", "fashion_prepare_images_test"),
+            ("scaled to [0, 1]", "def prepare_images(images):\n    return images[..., np.newaxis].astype(np.float32)",
+             "fashion_prepare_images_test"),
+        ],
+        "fashion_build_model": [
+            ("Dropout after Dense(128)", "WRONG_FASHION(order='dropout first')", "fashion_build_model_test"),
+            ("30% by default", "WRONG_FASHION(default=0.5)", "fashion_build_model_test"),
+            ("the rate passed", "WRONG_FASHION(rate='0.3')", "fashion_build_model_test"),
+            ("no Dropout at rate 0", "WRONG_FASHION(keep_at_zero=True)", "fashion_build_model_test"),
+            ("softmax", "WRONG_FASHION(output=None)", "fashion_build_model_test"),
+            ("an Input", "WRONG_FASHION().replace('keras.Input((28, 28, 1)), ', '')", "fashion_build_model_test"),
+        ],
+        "fashion_compile": [
+            ("sparse categorical cross-entropy", "WRONG_COMPILE(loss='categorical_crossentropy', start=2e-3)", "fashion_compile_test"),
+            ("a CosineDecay", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', rate='2e-3')", "fashion_compile_test"),
+            ("from 0.002", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', start=1e-3)", "fashion_compile_test"),
+            ("over `steps`", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', rate='CosineDecay(2e-3, decay_steps=10)')",
+             "fashion_compile_test"),
+            ("accuracy", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', start=2e-3, metrics='[]')", "fashion_compile_test"),
+        ],
+    },
     "05_cifar_cnn": {
         "cifar_tutorial_shapes": [
             ("six shapes", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64)]",
@@ -162,6 +255,60 @@ _VARIANTS = {
     ])
 ''',
 }
+
+
+def WRONG_02(x="images.reshape(len(images), -1).astype(np.float32) / 255.0",
+             y="keras.utils.to_categorical(labels, 10).astype(np.float32)") -> str:
+    """02's preprocess with ``x`` or ``y`` computed otherwise (03's: :func:`WRONG_03`)."""
+    return f"def preprocess(images, labels):\n    return {x}, {y}"
+
+
+def WRONG_03(x="images[..., np.newaxis].astype(np.float32) / 255.0",
+             y="keras.utils.to_categorical(labels, 10).astype(np.float32)") -> str:
+    return WRONG_02(x, y)
+
+
+def WRONG_MLP(units=512, hidden="relu", output="softmax") -> str:
+    return (f"def build_mlp():\n    return keras.Sequential([keras.Input((784,)), "
+            f"keras.layers.Dense({units}, activation={hidden!r}), keras.layers.Dense(10, activation={output!r})])")
+
+
+def WRONG_CNN(padding="same", units=128, conv="relu", dense="relu", output="softmax") -> str:
+    return ("def build_cnn():\n    return keras.Sequential([keras.Input((28, 28, 1)), "
+            f"keras.layers.Conv2D(32, (3, 3), padding={padding!r}, activation={conv!r}), keras.layers.MaxPooling2D(2), "
+            f"keras.layers.Flatten(), keras.layers.Dense({units}, activation={dense!r}), "
+            f"keras.layers.Dense(10, activation={output!r})])")
+
+
+def WRONG_FASHION(order="dense first", default=0.3, rate="dropout_rate", keep_at_zero=False, output="softmax") -> str:
+    dropout = f"keras.layers.Dropout({rate})"
+    dense = "keras.layers.Dense(128, activation='relu')"
+    middle = f"[{dense}, {dropout}]" if order == "dense first" else f"[{dropout}, {dense}]"
+    if not keep_at_zero:
+        middle = f"({middle} if dropout_rate > 0 else [{dense}])"
+    return (f"def build_fashion_cnn(dropout_rate={default}):\n    return keras.Sequential([keras.Input((28, 28, 1)), "
+            "keras.layers.Conv2D(32, (3, 3), padding='same', activation='relu'), keras.layers.MaxPooling2D(2), "
+            f"keras.layers.Flatten(), *{middle}, keras.layers.Dense(10, activation={output!r})])")
+
+
+def WRONG_COMPILE(optimizer="Adam", rate=None, start=1e-3, loss="categorical_crossentropy", metrics="['accuracy']") -> str:
+    """02's and 04's compile_model with one setting changed."""
+    rate = rate or f"CosineDecay({start}, decay_steps=steps)"
+    if rate.startswith("CosineDecay"):
+        rate = "keras.optimizers.schedules." + rate
+    return (f"def compile_model(model, steps):\n    model.compile(optimizer=keras.optimizers.{optimizer}({rate}), "
+            f"loss={loss!r}, metrics={metrics})\n    return model")
+
+
+def _source(wrong: str) -> str:
+    """A wrong solution's source: written out, a name from _VARIANTS, or a call of one of the WRONG_ builders."""
+    if wrong in _VARIANTS:
+        return _VARIANTS[wrong]
+    if wrong.startswith("WRONG_") and "(" in wrong:
+        return eval(wrong, globals())  # a builder defined above, called with this module's literals
+    return wrong
+
+
 CASES = [(assignment, solution, requirement, wrong, test)
          for assignment, by_solution in WRONG.items()
          for solution, cases in by_solution.items()
@@ -235,7 +382,7 @@ def test_the_visible_test_catches_a_solution_that_misses_one_requirement(noteboo
     notebook = _notebook(notebooks, assignment)
     notebook.visible_test(test, dict(notebook.after))  # the reference passes it
     namespace = dict(notebook.before[solution])
-    exec(compile(_VARIANTS.get(wrong, wrong), f"<wrong {solution}>", "exec"), namespace)
+    exec(compile(_source(wrong), f"<wrong {solution}>", "exec"), namespace)
     with pytest.raises(AssertionError) as caught:
         notebook.visible_test(test, namespace)
     assert str(caught.value), f"{test} failed without a message for {requirement!r}"
