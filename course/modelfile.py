@@ -90,7 +90,7 @@ def read_record(data: bytes) -> dict[str, Any] | None:
             if info.file_size > MAX_RECORD_BYTES:
                 return None
             record = json.loads(archive.read(info))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError):
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError, RecursionError):  # RecursionError: JSON nested too deep
         return None
     if not isinstance(record, dict):
         return None

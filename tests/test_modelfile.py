@@ -76,5 +76,6 @@ def test_a_record_is_read_as_plain_data_or_not_at_all(tmp_path):
         "device": "{'nested': [1, 2]}", "epochs": 3, "flag": "True"}
     assert modelfile.read_record(with_record("[1, 2]")) is None
     assert modelfile.read_record(with_record("not json")) is None
+    assert modelfile.read_record(with_record("[" * 8000 + "]" * 8000)) is None
     assert modelfile.read_record(with_record('{"x": "' + "y" * modelfile.MAX_RECORD_BYTES + '"}')) is None
     assert modelfile.read_record(b"not a zip") is None
