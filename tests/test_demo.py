@@ -39,4 +39,8 @@ def test_the_samples_timings_name_the_samples_and_put_the_slow_ones_first():
     assert set(timings.submissions) <= samples
     assert set(timings.assignments) == {assignment for assignment, _ in samples}
     order = progress.longest_first(sorted(samples), timings.assignments, timings.submissions)
-    assert set(order[:2]) == {("01_images", "infinite_loop"), ("01_images", "swallows_interrupt")}
+    # The samples that stop at a time limit, or retrain without a model file, start in the first quarter,
+    # beside the others, instead of alone at the end.
+    first = set(order[:len(order) // 4])
+    assert {("01_images", "infinite_loop"), ("01_images", "swallows_interrupt"),
+            ("06_normalization_optimizers", "partly_wrong"), ("07_batchnorm_functional", "partly_wrong")} <= first
