@@ -99,5 +99,29 @@ def test_submitted_files_are_copied_or_written_beside_the_notebook(tmp_path):
     submissions.write_files(spec, samples, target)
     assert (target / "08_x.keras").read_bytes() == b"\x01\x02" and (target / "notes.txt").read_text() == "hello"
     path.write_text("frank:\n  expected_score: 1\n  files:\n    m.keras: model.keras\n")
-    with pytest.raises(ValueError, match=r"frank: file m.keras needs \{copy: PATH\} or \{text: CONTENT\}"):
+    with pytest.raises(ValueError, match=r"frank: file m.keras needs \{copy: PATH\}, \{copy: PATH, record: \{...\}\} or "
+                                         r"\{text: CONTENT\}"):
         submissions.load_specs(path)
+    path.write_text("gina:\n  expected_score: 1\n  files:\n    m.keras: {text: x, record: {epochs: 1}}\n")
+    with pytest.raises(ValueError, match=r"gina: file m.keras needs"):
+        submissions.load_specs(path)
+
+
+def test_a_copied_model_file_can_carry_a_training_record(tmp_path):
+    import keras
+
+    from course import modelfile
+
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]).save(samples / "model.keras")
+    path = samples / "a.yml"
+    path.write_text("hana:\n  expected_score: 1\n  files:\n    08_x.keras:\n      copy: model.keras\n"
+                    "      record: {epochs: 20, minutes: 19.1, device: CPU}\n")
+    (spec,) = submissions.load_specs(path)
+    target = tmp_path / "submitted"
+    target.mkdir()
+    submissions.write_files(spec, samples, target)
+    assert modelfile.read_record((target / "08_x.keras").read_bytes()) == {"epochs": 20, "minutes": 19.1, "device": "CPU"}
+    assert modelfile.load(target / "08_x.keras").count_params() == 3
+    assert modelfile.read_record((samples / "model.keras").read_bytes()) is None  # the sample file itself unchanged
