@@ -151,6 +151,14 @@ def format_table(ranked: list[Entry], unmeasured: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _cell(value: Any) -> Any:
+    """A CSV field a spreadsheet shows as text: one starting with ``= + - @`` (a formula to Excel or LibreOffice,
+    from a student's training record or id) gets a leading ``'``; numbers pass as they are."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_csv(path: Path, ranked: list[Entry]) -> None:
     """``board,rank,student,accuracy,params,device,minutes,epochs,split,outside_rules``, one row per ranked student,
     ranked within its board."""
@@ -159,6 +167,7 @@ def write_csv(path: Path, ranked: list[Entry]) -> None:
         writer.writerow(["board", "rank", "student", "accuracy", "params", "device", "minutes", "epochs", "split",
                          "outside_rules"])
         for board, entries_ in boards(ranked).items():
-            writer.writerows([board, rank, e.student, f"{e.accuracy:.4f}", e.params, e.device,
-                              "" if e.minutes is None else e.minutes, "" if e.epochs is None else e.epochs,
-                              e.split or "", "; ".join(e.outside_the_rules())] for rank, e in enumerate(entries_, 1))
+            writer.writerows([_cell(field) for field in (
+                board, rank, e.student, f"{e.accuracy:.4f}", e.params, e.device, "" if e.minutes is None else e.minutes,
+                "" if e.epochs is None else e.epochs, e.split or "", "; ".join(e.outside_the_rules()))]
+                for rank, e in enumerate(entries_, 1))

@@ -99,3 +99,11 @@ def test_ranked_by_accuracy_then_fewer_parameters_and_only_from_the_test_cell(tm
         "board,rank,student,accuracy,params,device,minutes,epochs,split,outside_rules",
         "not recorded,1,ben,0.8600,900000,not recorded,,,,", "not recorded,2,cai,0.8100,300000,not recorded,,,,",
         "not recorded,3,ana,0.8100,500000,not recorded,,,,"]
+
+
+def test_a_record_that_looks_like_a_spreadsheet_formula_reaches_the_csv_as_text(tmp_path):
+    _autograded(tmp_path, "-1+1", _line(0.8, 10, device='=HYPERLINK("http://x","click")', minutes=1.0))
+    ranked, _ = leaderboard.entries(tmp_path, ASSIGNMENT)
+    leaderboard.write_csv(tmp_path / "leaderboard.csv", ranked)
+    assert (tmp_path / "leaderboard.csv").read_text().splitlines()[1] == (
+        'not recorded,1,\'-1+1,0.8000,10,"\'=HYPERLINK(""http://x"",""click"")",1.0,,,')
