@@ -61,8 +61,7 @@ def save(model: Any, path: Path | str, record: dict[str, Any] | None = None) -> 
     copy.set_weights(model.get_weights())
     copy.save(path)
     if record is not None:
-        with zipfile.ZipFile(path, "a") as archive:
-            archive.writestr(RECORD_ENTRY, json.dumps(record, sort_keys=True))
+        add_record(path, record)
     print(f"Saved {path.name} ({path.stat().st_size / 1e6:.1f} MB): submit it together with this notebook.")
     return path
 
@@ -79,6 +78,12 @@ def submitted(path: Path) -> Any | None:
         return None
     print(f"Grading the model you trained and submitted ({Path(path).name}): nothing is retrained.")
     return model
+
+
+def add_record(path: Path | str, record: dict[str, Any]) -> None:
+    """Store ``record`` in the model file at ``path``, as :func:`save` does and :func:`read_record` reads it."""
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(RECORD_ENTRY, json.dumps(record, sort_keys=True))
 
 
 def read_record(data: bytes) -> dict[str, Any] | None:

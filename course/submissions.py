@@ -32,9 +32,7 @@ notebooks: a sample can never go stale.
 
 from __future__ import annotations
 
-import json
 import shutil
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,8 +97,7 @@ def write_files(spec: SampleSubmission, samples_dir: Path, target: Path) -> None
         if "copy" in content:
             shutil.copyfile(samples_dir / content["copy"], target / name)
             if "record" in content:  # as course.modelfile.save(..., record=...) stores it
-                with zipfile.ZipFile(target / name, "a") as archive:
-                    archive.writestr(modelfile.RECORD_ENTRY, json.dumps(content["record"], sort_keys=True))
+                modelfile.add_record(target / name, content["record"])
         else:
             (target / name).write_text(content["text"])
 
