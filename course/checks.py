@@ -242,11 +242,22 @@ def _cifar10_train_statistics() -> tuple[tuple[float, ...], tuple[float, ...]]:
 
     from course import data
 
-    (images, labels), _ = data.cifar10()
-    train, _, _, _ = train_test_split(images, labels, test_size=0.2, random_state=9)
-    scaled = train.astype(np.float32) / 255.0
-    return (tuple(scaled.mean(axis=(0, 1, 2), dtype=np.float64).tolist()),
-            tuple(scaled.std(axis=(0, 1, 2), dtype=np.float64).tolist()))
+    (images, _), _ = data.cifar10()
+    # The split depends on the number of images and the seed only, so splitting their indices picks the same
+    # 40,000. Pixels are uint8: counting each value per channel gives the float64 mean and standard deviation
+    # of pixels / 255 exactly, in a fraction of the time converting 123 million values to floats takes
+    # (seconds, for every judge of 05 and 06). Counted 2,000 images at a time, the copies stay small.
+    kept, _ = train_test_split(np.arange(len(images)), test_size=0.2, random_state=9)
+    kept = np.sort(kept)
+    counts = np.zeros((images.shape[-1], 256))
+    for start in range(0, len(kept), 2000):
+        block = images[kept[start:start + 2000]].reshape(-1, images.shape[-1])
+        for channel in range(images.shape[-1]):
+            counts[channel] += np.bincount(block[:, channel], minlength=256)
+    values = np.arange(256) / 255.0
+    means = counts @ values / counts.sum(axis=1)
+    stds = np.sqrt((counts * (values - means[:, None]) ** 2).sum(axis=1) / counts.sum(axis=1))
+    return tuple(means.tolist()), tuple(stds.tolist())
 
 
 def _main() -> None:
