@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import os
 import re
 import shutil
@@ -584,16 +585,33 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     return outcome
 
 
-# What comes back from a workspace into autograded/: the graded notebooks and the
-# capstone's model file (the leaderboard and the Formgrader read them). Scratch
-# files the student's code wrote stay behind, and so does every link.
-COPIED_BACK = ("*.ipynb", "*.keras")
+# The model files that come back from a workspace into autograded/ (the leaderboard reads the capstone's).
+MODEL_FILES = "*.keras"
+
+
+def copied_back(notebooks: list[str]) -> tuple[str, ...]:
+    """What comes back from a workspace into autograded/ (:func:`course.sandbox.copy_files` patterns): the
+    assignment's own notebooks, named as the gradebook knows them, and the model files. Scratch files the
+    student's code wrote stay behind, and so does every link; so does any other notebook it wrote there:
+    nbgrader would look for its grades and fail that assignment's feedback."""
+    return (*(glob.escape(name) + ".ipynb" for name in notebooks), MODEL_FILES)
+
+
+def assignment_notebooks(db_url: str, assignment: str) -> list[str]:
+    """The names of ``assignment``'s notebooks in the gradebook at ``db_url``, without ``.ipynb``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gradebook:
+        try:
+            return [notebook.name for notebook in gradebook.find_assignment(assignment).notebooks]
+        except MissingEntry:
+            return []
 
 
 def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | None = None) -> None:
     """Copy one workspace's submission, grades and comments into the course gradebook and folder.
 
-    Only :data:`COPIED_BACK` regular files come back, by :func:`course.sandbox.copy_files`;
+    Only the regular files :func:`copied_back` names come back, by :func:`course.sandbox.copy_files`;
     what it skipped is added to ``outcome.problems``.
     """
     from sqlalchemy.exc import SAWarning
@@ -609,7 +627,8 @@ def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | 
     if destination.exists():
         shutil.rmtree(destination)
     if outcome.graded and (workspace / relative).is_dir():
-        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=COPIED_BACK)
+        wanted = copied_back(assignment_notebooks(where.db_url, assignment))
+        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=wanted)
 
 
 def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:

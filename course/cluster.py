@@ -17,7 +17,7 @@ Dask worker on another machine:
   folder on a machine lies in one folder that each kernel there has hidden, as are the
   Dask workers' local folders: no kernel sees another task's submission.
 - **what comes back** (a ``dict`` of plain data): the outcome, the workspace's gradebook,
-  the autograded notebook and model files (``*.ipynb``, ``*.keras`` only) and the log.
+  the autograded notebook and model files (the assignment's notebooks and ``*.keras`` only) and the log.
   :func:`receive` lays them out as a local workspace, and :func:`course.batch.merge`
   merges them on the machine that runs ``course grade``, one at a time, as for the local pool.
 
@@ -280,7 +280,8 @@ def run_task(task: Task) -> dict[str, Any]:
         relative = f"{where.autograded}/{task.student}/{task.assignment}"
         if (workspace / relative).is_dir():
             outcome.problems[:0] = skipped
-        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=batch.COPIED_BACK)
+        wanted = batch.copied_back(batch.assignment_notebooks(f"{layout.SQLITE}{scratch / layout.GRADEBOOK}", task.assignment))
+        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=wanted)
         log = root / "logs" / task.assignment / f"{task.student}.log"
         return {
             "outcome": asdict(outcome),

@@ -363,8 +363,9 @@ def test_a_submission_folder_that_is_a_link_is_not_graded(tmp_path, monkeypatch)
     assert not (workdir / "A" / "mallory" / "submitted" / "mallory" / "A").exists()
 
 
-def test_merge_copies_back_only_notebooks_and_model_files(tmp_path, monkeypatch):
+def test_merge_copies_back_only_the_assignments_notebooks_and_model_files(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "_merge_grades", lambda root, workspace, outcome: None)
+    monkeypatch.setattr(batch, "assignment_notebooks", lambda db_url, assignment: ["A", "B[1]"])
     root, workspace = tmp_path / "course", tmp_path / "workspace"
     (root / "source").mkdir(parents=True)
     (root / "source" / "secret.txt").write_text("hidden tests")
@@ -372,6 +373,9 @@ def test_merge_copies_back_only_notebooks_and_model_files(tmp_path, monkeypatch)
     graded.mkdir(parents=True)
     (graded / "A.ipynb").write_text("graded")
     (graded / "A.keras").write_bytes(b"model")
+    (graded / "B[1].ipynb").write_text("graded too")
+    (graded / "B1.ipynb").write_text("written by the student's code: no notebook of the assignment")
+    (graded / "planted.ipynb").write_text("written by the student's code")
     (graded / "timestamp.txt").write_text("2026-01-01 12:00:00 UTC")
     (graded / "checkpoints").mkdir()
     (graded / "feedback.ipynb").symlink_to(root / "source" / "secret.txt")
@@ -383,7 +387,7 @@ def test_merge_copies_back_only_notebooks_and_model_files(tmp_path, monkeypatch)
     assert outcome.problems == ["skipped autograded/alice/A/feedback.ipynb: a symlink",
                                 "skipped autograded/alice/A/stuck.keras: a FIFO"]
     back = root / "autograded" / "alice" / "A"
-    assert sorted(p.name for p in back.iterdir()) == ["A.ipynb", "A.keras"]
+    assert sorted(p.name for p in back.iterdir()) == ["A.ipynb", "A.keras", "B[1].ipynb"]
     assert all(stat.S_ISREG(p.lstat().st_mode) for p in back.iterdir())
 
 

@@ -211,6 +211,13 @@ def test_a_submission_cannot_read_or_change_the_instructors_or_other_students_fi
         assert (root / "source" / path.relative_to(ROOT / "source")).read_bytes() == path.read_bytes()
 
 
+def test_notebooks_a_submission_writes_beside_its_own_stay_behind(course):
+    # plants_notebooks writes two notebooks into its kernel's folder: they would come back into autograded/, and
+    # nbgrader would then fail 01's feedback (test_feedback_shows_results_but_no_hidden_test: every student has one).
+    root, _ = course
+    assert sorted(p.name for p in (root / "autograded" / "plants_notebooks" / "01_images").iterdir()) == ["01_images.ipynb"]
+
+
 def _validate(root: Path, notebook: Path) -> str:
     result = pipeline.nbgrader(root, "validate", str(notebook), capture=True)
     return result.stdout + result.stderr
