@@ -4,8 +4,10 @@ nbgrader autogrades one submission after another, in one process writing one
 SQLite gradebook (nbgrader issue 174). Here each submission is autograded by
 nbgrader itself, in its own throwaway workspace holding a copy of the
 gradebook, the configuration and that one submission, so parallel workers
-never share a database. Each workspace's grades are then merged into the
-course's gradebook, one at a time, and the autograded notebook is copied back.
+never share a database; the same process then writes that submission's
+feedback (course/autograde.py). Each workspace's grades are then merged into
+the course's gradebook, one at a time, and the autograded notebook and its
+feedback page are copied back.
 With ``--scheduler`` the workspaces are on the workers of a Dask cluster instead
 (course/cluster.py); the merge stays here.
 
@@ -44,7 +46,8 @@ The reason for any of these is in the submission's line of the report.
 A submission is hostile, and nothing one student leaves behind reaches the
 instructor: files cross between the course folder and a workspace only through
 :func:`course.sandbox.copy_files` (no link followed, regular files only, size
-and count capped; back from the workspace only ``*.ipynb`` and ``*.keras``),
+and count capped; back from the workspace only the assignment's own notebooks,
+their feedback pages and ``*.keras``),
 and :func:`collect_zips` takes a student's id only from the name the LMS gave
 the download, never from a name inside the student's own zip. One student's
 failure (a file that cannot be copied, a merge that fails) is a line in that
@@ -79,6 +82,7 @@ from typing import IO, Any, Callable, Iterator
 import psutil
 
 from course import forkwatch, layout, pipeline, preflight, progress, sandbox
+from course.autograde import NO_FEEDBACK
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -396,6 +400,8 @@ def problems_in_log(log: str) -> list[str]:
     lost = re.findall(r"Output of cell (\d+) lost: a message over ([\d.]+ MiB)", log)
     if lost:
         problems.append(f"the output of {len({cell for cell, _ in lost})} cell(s) was lost (a message over {lost[0][1]})")
+    if NO_FEEDBACK in log:
+        problems.append("its feedback could not be written (see its log); its grades stand")
     return problems
 
 
@@ -516,8 +522,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     shutil.copy(workdir / layout.GRADEBOOK, workspace / layout.GRADEBOOK)
     # The configuration copied here keeps its folder names; its root and gradebook, if it sets them, are
     # the course's: nbgrader in the workspace is held to the workspace's own.
-    command = pipeline.nbgrader_command("autograde", assignment, "--student", student, "--force",
-                                        *where.workspace_options(workspace))
+    command = pipeline.autograde_command(assignment, "--student", student, *where.workspace_options(workspace))
     env = pipeline.nbgrader_env()
     env.update(environment or {})
     if threads:  # workers share the cores instead of each TensorFlow taking them all
@@ -597,6 +602,11 @@ def copied_back(notebooks: list[str]) -> tuple[str, ...]:
     return (*(glob.escape(name) + ".ipynb" for name in notebooks), MODEL_FILES)
 
 
+def feedback_pages(notebooks: list[str]) -> tuple[str, ...]:
+    """The feedback pages nbgrader writes for the assignment's ``notebooks`` (:func:`copied_back`'s patterns)."""
+    return tuple(glob.escape(name) + ".html" for name in notebooks)
+
+
 def assignment_notebooks(db_url: str, assignment: str) -> list[str]:
     """The names of ``assignment``'s notebooks in the gradebook at ``db_url``, without ``.ipynb``."""
     from nbgrader.api import Gradebook, MissingEntry
@@ -609,10 +619,11 @@ def assignment_notebooks(db_url: str, assignment: str) -> list[str]:
 
 
 def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | None = None) -> None:
-    """Copy one workspace's submission, grades and comments into the course gradebook and folder.
+    """Copy one workspace's submission, grades, comments and feedback into the course gradebook and folders.
 
-    Only the regular files :func:`copied_back` names come back, by :func:`course.sandbox.copy_files`;
-    what it skipped is added to ``outcome.problems``.
+    Only the regular files :func:`copied_back` names come back, by :func:`course.sandbox.copy_files`, and
+    the feedback pages of the assignment's notebooks; what it skipped is added to ``outcome.problems``.
+    A submission not graded keeps no earlier feedback: its tests score 0, and an older page would say otherwise.
     """
     from sqlalchemy.exc import SAWarning
 
@@ -626,9 +637,15 @@ def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | 
     destination = where.root / relative
     if destination.exists():
         shutil.rmtree(destination)
+    notebooks = assignment_notebooks(where.db_url, assignment)
     if outcome.graded and (workspace / relative).is_dir():
-        wanted = copied_back(assignment_notebooks(where.db_url, assignment))
-        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=wanted)
+        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=copied_back(notebooks))
+    relative = f"{where.feedback}/{outcome.student}/{assignment}"
+    destination = where.root / relative
+    if destination.exists():
+        shutil.rmtree(destination)
+    if outcome.graded and (workspace / relative).is_dir():
+        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=feedback_pages(notebooks))
 
 
 def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:
@@ -1032,7 +1049,8 @@ def _stopping_on_signals(processes: Processes) -> Callable[[], None]:
 def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float = 1800, memory_gib: float = 6,
           sandboxed: bool = True, only: list[str] | None = None, only_new: bool = False,
           scheduler: str | None = None, scheduler_file: str | None = None) -> list[Outcome]:
-    """Autograde every submission of ``assignments`` with ``jobs`` workers, then feedback and export.
+    """Autograde every submission of ``assignments`` with ``jobs`` workers (each writes its submission's feedback),
+    then export ``grades.csv``.
 
     The submissions of all the assignments share the workers, so a long one
     does not leave a worker idle while another assignment waits. ``only``
@@ -1042,8 +1060,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     SIGTERM stop everything (see :func:`_stop`) and exit with 128 + the signal.
 
     ``scheduler`` (``tcp://HOST:PORT``) or ``scheduler_file`` grades on the workers of
-    a Dask cluster instead of ``jobs`` local ones (course/cluster.py); merging,
-    feedback and export stay here.
+    a Dask cluster instead of ``jobs`` local ones (course/cluster.py); merging and export stay here.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
@@ -1095,7 +1112,6 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     # Each submission that ran (one stopped at the wall-clock limit too: it is long, and goes first next time).
     progress.save(root, [(o.assignment, o.student, o.seconds) for o in outcomes if o.seconds > 0 and not o.never_started],
                   earlier=stored)
-    _generate_feedback(root, graded, jobs)
     pipeline.export(root, capture=True)
     return sorted(outcomes, key=lambda o: (assignments.index(o.assignment), o.student))
 
@@ -1223,19 +1239,6 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
 LOST = "its worker was lost mid-task"
 
 
-def _generate_feedback(root: Path, assignments: list[str], jobs: int) -> None:
-    """``nbgrader generate_feedback`` for each assignment, ``jobs`` at a time (each only reads the gradebook and
-    writes its own assignment's feedback); a failure is reported and the others go on."""
-    def one(assignment: str) -> None:
-        try:
-            pipeline.nbgrader(root, "generate_feedback", assignment, "--force", capture=True)
-        except RuntimeError as error:
-            print(f"feedback of {assignment} failed, grades.csv is written all the same: {error}", flush=True)
-
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(assignments)))) as pool:
-        list(pool.map(one, assignments))
-
-
 def _finish(root: Path, scratch: Path, future: Future[Any], assignment: str, student: str,
             where: layout.Layout | None = None, remote: Any = None, notes: list[str] | None = None) -> Outcome:
     """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's.
@@ -1287,8 +1290,8 @@ def _stop(processes: Processes, pool: ThreadPoolExecutor | None, outcomes: list[
         merged = sum(1 for o in outcomes if not o.never_started)
         kept = (f"the {merged} submission(s) graded before it keep their new grades, no other grade was changed"
                 if merged else "no grade was changed")
-        print(f"course grade: stopped: {processes.fault}. {kept[0].upper()}{kept[1:]}; feedback and grades.csv were not "
-              "updated.", file=sys.stderr, flush=True)
+        print(f"course grade: stopped: {processes.fault}. {kept[0].upper()}{kept[1:]}; grades.csv was not updated.",
+              file=sys.stderr, flush=True)
         raise SystemExit(1)
     assert signum is not None
     print(f"Stopped by {signal.Signals(signum).name}: {len(outcomes)} of {total} submissions graded and merged "

@@ -17,7 +17,8 @@ Dask worker on another machine:
   folder on a machine lies in one folder that each kernel there has hidden, as are the
   Dask workers' local folders: no kernel sees another task's submission.
 - **what comes back** (a ``dict`` of plain data): the outcome, the workspace's gradebook,
-  the autograded notebook and model files (the assignment's notebooks and ``*.keras`` only) and the log.
+  the autograded notebook and model files (the assignment's notebooks and ``*.keras`` only), its feedback
+  page and the log.
   :func:`receive` lays them out as a local workspace, and :func:`course.batch.merge`
   merges them on the machine that runs ``course grade``, one at a time, as for the local pool.
 
@@ -276,17 +277,21 @@ def run_task(task: Task) -> dict[str, Any]:
             done.set()
             watcher.join()
         workspace = scratch / task.assignment / task.student
-        back = Path(folder) / "back"
+        back, pages = Path(folder) / "back", Path(folder) / "pages"
         relative = f"{where.autograded}/{task.student}/{task.assignment}"
         if (workspace / relative).is_dir():
             outcome.problems[:0] = skipped
-        wanted = batch.copied_back(batch.assignment_notebooks(f"{layout.SQLITE}{scratch / layout.GRADEBOOK}", task.assignment))
-        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=wanted)
+        notebooks = batch.assignment_notebooks(f"{layout.SQLITE}{scratch / layout.GRADEBOOK}", task.assignment)
+        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=batch.copied_back(notebooks))
+        feedback = f"{where.feedback}/{task.student}/{task.assignment}"
+        if (workspace / feedback).is_dir():
+            outcome.problems += sandbox.copy_files(workspace, feedback, pages, patterns=batch.feedback_pages(notebooks))
         log = root / "logs" / task.assignment / f"{task.student}.log"
         return {
             "outcome": asdict(outcome),
             "gradebook": (workspace / layout.GRADEBOOK).read_bytes() if (workspace / layout.GRADEBOOK).is_file() else None,
             "autograded": _read_files(back) if back.is_dir() else [],
+            "feedback": _read_files(pages) if pages.is_dir() else [],
             "log": log.read_bytes() if log.is_file() else b"",
             "worker": worker,
         }
@@ -305,6 +310,7 @@ def receive(root: Path, scratch: Path, result: dict[str, Any], where: layout.Lay
     if result["gradebook"] is not None:
         (workspace / layout.GRADEBOOK).write_bytes(result["gradebook"])
     outcome.problems += _write_files(workspace / where.autograded / student / assignment, result["autograded"])
+    outcome.problems += _write_files(workspace / where.feedback / student / assignment, result.get("feedback", []))
     log = root / "logs" / outcome.assignment / f"{outcome.student}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_bytes(result["log"])

@@ -34,6 +34,12 @@ def nbgrader_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nbgrader", *args]
 
 
+def autograde_command(*args: str) -> list[str]:
+    """``nbgrader autograde ARGS`` and then ``nbgrader generate_feedback ARGS``, both ``--force``, in one Python
+    (course/autograde.py): what ``course grade`` runs in each submission's workspace."""
+    return [sys.executable, "-m", "course.autograde", *args]
+
+
 def nbgrader_env() -> dict[str, str]:
     """The environment for nbgrader: it calls `alembic` by name, so this Python's scripts come first on PATH."""
     return dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))

@@ -316,7 +316,7 @@ def test_no_submissions_is_a_clear_error(tmp_path):
 
 def _stub_nbgrader(monkeypatch, code: str = "pass") -> None:
     """grade_one runs ``python -c CODE`` instead of nbgrader."""
-    monkeypatch.setattr(pipeline, "nbgrader_command", lambda *args: [sys.executable, "-c", code])
+    monkeypatch.setattr(pipeline, "autograde_command", lambda *args: [sys.executable, "-c", code])
 
 
 def _fake_course(tmp_path: Path, students: list[str]) -> Path:
@@ -363,7 +363,7 @@ def test_a_submission_folder_that_is_a_link_is_not_graded(tmp_path, monkeypatch)
     assert not (workdir / "A" / "mallory" / "submitted" / "mallory" / "A").exists()
 
 
-def test_merge_copies_back_only_the_assignments_notebooks_and_model_files(tmp_path, monkeypatch):
+def test_merge_copies_back_only_the_assignments_notebooks_their_feedback_and_model_files(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "_merge_grades", lambda root, workspace, outcome: None)
     monkeypatch.setattr(batch, "assignment_notebooks", lambda db_url, assignment: ["A", "B[1]"])
     root, workspace = tmp_path / "course", tmp_path / "workspace"
@@ -382,10 +382,19 @@ def test_merge_copies_back_only_the_assignments_notebooks_and_model_files(tmp_pa
     os.mkfifo(graded / "stuck.keras")
     (root / "autograded" / "alice" / "A").mkdir(parents=True)
     (root / "autograded" / "alice" / "A" / "old.ipynb").write_text("earlier grading")
+    pages = workspace / "feedback" / "alice" / "A"
+    pages.mkdir(parents=True)
+    (pages / "A.html").write_text("feedback")
+    (pages / "planted.html").write_text("no notebook of the assignment")
+    (pages / "B[1].html").symlink_to(root / "source" / "secret.txt")
+    (root / "feedback" / "alice" / "A").mkdir(parents=True)
+    (root / "feedback" / "alice" / "A" / "old.html").write_text("earlier grading")
     outcome = batch.Outcome("A", "alice", 1.0)
     batch.merge(root, workspace, outcome)
     assert outcome.problems == ["skipped autograded/alice/A/feedback.ipynb: a symlink",
-                                "skipped autograded/alice/A/stuck.keras: a FIFO"]
+                                "skipped autograded/alice/A/stuck.keras: a FIFO",
+                                "skipped feedback/alice/A/B[1].html: a symlink"]
+    assert [p.name for p in (root / "feedback" / "alice" / "A").iterdir()] == ["A.html"]
     back = root / "autograded" / "alice" / "A"
     assert sorted(p.name for p in back.iterdir()) == ["A.ipynb", "A.keras", "B[1].ipynb"]
     assert all(stat.S_ISREG(p.lstat().st_mode) for p in back.iterdir())
@@ -425,7 +434,7 @@ def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_pa
         ("bob", None, ["not graded (OSError: [Errno 28] No space left on device); earlier grades, if any, unchanged"]),
         ("carol", 10.0, ["merging failed (PermissionError: [Errno 13] Permission denied)"]),
     ]
-    assert ran == ["generate_feedback A --force", "export"]
+    assert ran == ["export"]  # each worker wrote its submission's feedback (course/autograde.py)
 
 
 def test_a_grading_run_that_changes_an_instructors_file_fails_its_test(tmp_path, monkeypatch):
@@ -588,7 +597,7 @@ STOPPABLE = """
 import sys
 from course import batch, cli, pipeline
 # nbgrader stands still, with a child in a session of its own, as jupyter_client starts kernels
-pipeline.nbgrader_command = lambda *args: [sys.executable, "-c",
+pipeline.autograde_command = lambda *args: [sys.executable, "-c",
     "import subprocess, sys, time; subprocess.Popen(['sleep', '300'], start_new_session=True); time.sleep(300)"]
 batch._ensure_in_gradebook = lambda root, assignment, where: None
 sys.exit(cli.main(sys.argv[1:]))
