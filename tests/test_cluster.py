@@ -184,7 +184,7 @@ def test_a_worker_lost_mid_task_has_its_submission_graded_again_elsewhere(tmp_pa
                 for worker in workers:
                     for process in psutil.Process(worker.pid).children(recursive=True):
                         with contextlib.suppress(psutil.Error):
-                            if "nbgrader" in process.cmdline():
+                            if "course.autograde" in process.cmdline():  # python -m course.autograde: nbgrader, in a worker
                                 # The Dask worker process running the task, and the grading it started: a machine lost.
                                 grading = [process.parent(), process, *process.children(recursive=True)]
                                 time.sleep(3)
@@ -356,7 +356,7 @@ def test_ctrl_c_kills_what_the_workers_are_grading_and_merges_nothing(tmp_path):
             found = []
             for process in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    if process.pid != course.pid and "nbgrader" in process.cmdline():
+                    if process.pid != course.pid and "course.autograde" in process.cmdline():
                         found.append(process)
             return found
 
