@@ -166,6 +166,28 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         ],
     },
     "05_cifar_cnn": {
+        "cifar_preprocess": [
+            ("the shape kept", "WRONG_05_PREPROCESS(x='images.reshape(len(images), -1).astype(np.float32) / 255.0')",
+             "cifar_preprocess_test"),
+            ("float32", "WRONG_05_PREPROCESS(x='images / 255.0')", "cifar_preprocess_test"),
+            ("in [0, 1]", "WRONG_05_PREPROCESS(x='images.astype(np.float32)')", "cifar_preprocess_test"),
+            ("255 becomes 1.0", "WRONG_05_PREPROCESS(x='images.astype(np.float32) / 256')", "cifar_preprocess_test"),
+            ("y flat", "WRONG_05_PREPROCESS(y='labels.astype(np.int64)')", "cifar_preprocess_test"),
+            ("integer labels", "WRONG_05_PREPROCESS(y='labels.reshape(-1).astype(np.float32)')", "cifar_preprocess_test"),
+            ("the same labels", "WRONG_05_PREPROCESS(y='np.sort(labels.reshape(-1))')", "cifar_preprocess_test"),
+        ],
+        "cifar_build_tutorial_cnn": [
+            ("the eight layers in order", "WRONG_TUTORIAL(pools=(True, False))", "cifar_build_tutorial_cnn_test"),
+            ("no padding", "WRONG_TUTORIAL(padding='same')", "cifar_build_tutorial_cnn_test"),
+            ("Dense(64)", "WRONG_TUTORIAL(units=128)", "cifar_build_tutorial_cnn_test"),
+            ("softmax output", "WRONG_TUTORIAL(output=None)", "cifar_build_tutorial_cnn_test"),
+        ],
+        "cifar_build_wide_cnn": [
+            ("the layers in order", "WRONG_WIDE(order='dropout first')", "cifar_build_wide_cnn_test"),
+            ("padding='same'", "WRONG_WIDE(padding='valid')", "cifar_build_wide_cnn_test"),
+            ("Dropout(0.3), Dropout(0.2)", "WRONG_WIDE(rates=(0.2, 0.3))", "cifar_build_wide_cnn_test"),
+            ("the first Dense layer's count", "WRONG_WIDE(dense_params='16 * 16 * 64 * 128')", "cifar_build_wide_cnn_test"),
+        ],
         "cifar_tutorial_shapes": [
             ("six shapes", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64)]",
              "cifar_tutorial_shapes_test"),
@@ -178,6 +200,32 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         ],
     },
     "06_normalization_optimizers": {
+        "norm_channel_statistics": [
+            ("one number per channel", "WRONG_STATISTICS(axes='(1, 2)')", "norm_channel_statistics_test"),
+            ("the standard deviation", "WRONG_STATISTICS(spread='var')", "norm_channel_statistics_test"),
+            ("train_mean from x_train only", "WRONG_STATISTICS(on='x_test')", "norm_channel_statistics_test"),
+            ("train_mean accumulated in float64", "WRONG_STATISTICS(mean_dtype='np.float32')", "norm_channel_statistics_test"),
+            ("train_std accumulated in float64", "WRONG_STATISTICS(std_dtype='np.float32')", "norm_channel_statistics_test"),
+        ],
+        "norm_standardize": [
+            ("(x - mean) / std", "WRONG_STANDARDIZE(formula='(x - np.asarray(mean, np.float32)) * np.asarray(std, np.float32)')",
+             "norm_standardize_test"),
+            ("the validation images too", "WRONG_STANDARDIZE(val='x_val')", "norm_standardize_test"),
+            ("the test images with the training statistics",
+             "WRONG_STANDARDIZE(test='standardize(x_test, *channel_statistics(x_test))')", "norm_standardize_test"),
+        ],
+        "norm_build_vgg": [
+            ("the blog's layers in order", "WRONG_VGG(pool_after_first=True)", "norm_build_vgg_test"),
+            ("stride 1", "WRONG_VGG(kernel='3, 2')", "norm_build_vgg_test"),  # the literal port's 3, 3 fails to build at all
+            ("Dropout(dropout_rate)", "WRONG_VGG(rate='0.25')", "norm_build_vgg_test"),
+            ("softmax output", "WRONG_VGG(output=None)", "norm_build_vgg_test"),
+            ("vgg_param_count", "WRONG_VGG(count='(4 * 4 * 256) * 512')", "norm_build_vgg_test"),
+        ],
+        "norm_epoch_decay": [
+            ("0.95 per epoch", "WRONG_DECAY(rate=0.9)", "norm_epoch_decay_test"),
+            ("in steps", "WRONG_DECAY(staircase=False)", "norm_epoch_decay_test"),
+            ("one step per epoch", "WRONG_DECAY(steps='1')", "norm_epoch_decay_test"),
+        ],
         "norm_literal_port_shape": [
             ("the stride", "literal_port_shape = (32, 32, 64)", "norm_literal_port_shape_test"),
             ("the channels", "literal_port_shape = (11, 11, 3)", "norm_literal_port_shape_test"),
@@ -298,6 +346,61 @@ def WRONG_COMPILE(optimizer="Adam", rate=None, start=1e-3, loss="categorical_cro
         rate = "keras.optimizers.schedules." + rate
     return (f"def compile_model(model, steps):\n    model.compile(optimizer=keras.optimizers.{optimizer}({rate}), "
             f"loss={loss!r}, metrics={metrics})\n    return model")
+
+
+def WRONG_05_PREPROCESS(x="images.astype(np.float32) / 255.0", y="labels.reshape(-1).astype(np.int64)") -> str:
+    return f"def preprocess(images, labels):\n    return {x}, {y}"
+
+
+def WRONG_TUTORIAL(pools=(True, True), padding="valid", units=64, output="softmax") -> str:
+    pool = "keras.layers.MaxPooling2D(2), "
+    return ("def build_tutorial_cnn():\n    return keras.Sequential([keras.Input((32, 32, 3)), "
+            f"keras.layers.Conv2D(32, 3, padding={padding!r}, activation='relu'), {pool if pools[0] else ''}"
+            f"keras.layers.Conv2D(64, 3, padding={padding!r}, activation='relu'), {pool if pools[1] else ''}"
+            f"keras.layers.Conv2D(64, 3, padding={padding!r}, activation='relu'), keras.layers.Flatten(), "
+            f"keras.layers.Dense({units}, activation='relu'), keras.layers.Dense(10, activation={output!r})])")
+
+
+def WRONG_WIDE(order="dense first", padding="same", rates=(0.3, 0.2), dense_params="16 * 16 * 64 * 128 + 128") -> str:
+    first = [f"keras.layers.Dense(128, activation='relu')", f"keras.layers.Dropout({rates[0]})"]
+    if order == "dropout first":
+        first.reverse()
+    return ("def build_wide_cnn():\n    return keras.Sequential([keras.Input((32, 32, 3)), "
+            f"keras.layers.Conv2D(32, 3, padding={padding!r}, activation='relu'), "
+            f"keras.layers.Conv2D(64, 3, padding={padding!r}, activation='relu'), keras.layers.MaxPooling2D(2), "
+            f"keras.layers.Flatten(), {', '.join(first)}, keras.layers.Dense(64, activation='relu'), "
+            f"keras.layers.Dropout({rates[1]}), keras.layers.Dense(10, activation='softmax')])\n\n\n"
+            f"wide_dense_params = {dense_params}")
+
+
+def WRONG_STATISTICS(axes="(0, 1, 2)", spread="std", on="x_train", mean_dtype="np.float64", std_dtype="np.float64") -> str:
+    return (f"def channel_statistics(x):\n    return x.mean(axis={axes}, dtype={mean_dtype}), "
+            f"x.{spread}(axis={axes}, dtype={std_dtype})\n\n\ntrain_mean, train_std = channel_statistics({on})")
+
+
+def WRONG_STANDARDIZE(formula="(x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)",
+                      val="standardize(x_val, train_mean, train_std)",
+                      test="standardize(x_test, train_mean, train_std)") -> str:
+    return (f"def standardize(x, mean, std):\n    return {formula}\n\n\n"
+            f"x_train_std = standardize(x_train, train_mean, train_std)\nx_val_std = {val}\nx_test_std = {test}")
+
+
+# kernel: the first Conv2D's size (and strides)
+def WRONG_VGG(pool_after_first=False, kernel="3", rate="dropout_rate", output="softmax",
+              count="(3 * 3 * 3 + 1) * 64 + (3 * 3 * 64 + 1) * 64 + (3 * 3 * 64 + 1) * 128 + (3 * 3 * 128 + 1) * 256 "
+                    "+ (4 * 4 * 256 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 10") -> str:
+    def conv(filters, size="3"):
+        return f"layers.Conv2D({filters}, {size}, padding='same', activation='relu'), layers.Dropout({rate}), "
+    pool = "layers.MaxPooling2D(2), "
+    return ("def build_vgg(dropout_rate):\n    layers = keras.layers\n    return keras.Sequential([keras.Input((32, 32, 3)), "
+            f"{conv(64, kernel)}{pool if pool_after_first else ''}{conv(64)}{'' if pool_after_first else pool}{conv(128)}{pool}"
+            f"{conv(256)}{pool}layers.Flatten(), layers.Dense(512, activation='relu'), layers.Dense(512, activation='relu'), "
+            f"layers.Dense(10, activation={output!r})])\n\n\nvgg_param_count = {count}")
+
+
+def WRONG_DECAY(rate=0.95, staircase=True, steps="steps_per_epoch") -> str:
+    return (f"def epoch_decay(initial_rate, steps_per_epoch):\n    return keras.optimizers.schedules.ExponentialDecay("
+            f"initial_rate, decay_steps={steps}, decay_rate={rate}, staircase={staircase})")
 
 
 def _source(wrong: str) -> str:
