@@ -1,5 +1,6 @@
-"""``python -m course.autograde ASSIGNMENT --student STUDENT [nbgrader options]``: one submission graded, then
-its feedback written, by one Python (``course grade``'s worker, in the submission's workspace).
+"""``python -m course.autograde --graded-folder PATH [--notebook NAME]... ASSIGNMENT --student STUDENT [nbgrader
+options]``: one submission graded, then its feedback written, by one Python (``course grade``'s worker, in the
+submission's workspace).
 
 ``nbgrader autograde`` and then ``nbgrader generate_feedback`` for that one student,
 run in this process as nbgrader's own tests run its commands (``NbGraderApp`` in
@@ -10,8 +11,13 @@ the end of the run. :func:`course.batch.merge` copies the feedback page into the
 course's ``feedback/`` with the autograded notebook.
 
 Both commands read the workspace's ``nbgrader_config.py``, a copy of the
-instructor's: the student's kernel and the judge never see the workspace's root,
-only the folder of the notebook they run in (course/sandbox.py).
+instructor's: the student's kernel and the judge never see the workspace's root.
+They do write in ``--graded-folder`` (``autograded/<student>/<assignment>``, where
+the notebook ran), so before the feedback is generated that folder keeps only what
+nbgrader wrote there for the feedback to read (:func:`keep_only_graded`): the
+``--notebook`` names, ``timestamp.txt`` and model files, as regular files. A
+notebook the student's code wrote there would fail the feedback, and a link would be
+followed by nbgrader's copy of ``timestamp.txt``.
 
 Exit status: autograde's. A feedback that could not be written leaves the grades as
 they are, and says so in the log (:data:`NO_FEEDBACK`, reported as a problem line).
@@ -19,10 +25,16 @@ they are, and says so in the log (:data:`NO_FEEDBACK`, reported as a problem lin
 
 from __future__ import annotations
 
+import argparse
+import os
+import shutil
+import stat
 import sys
+from pathlib import Path
 
 # Written to the log (course/batch.py's problems_in_log reports it) when the feedback could not be generated.
-NO_FEEDBACK = "course.autograde: no feedback written: generate_feedback exited with"
+NO_FEEDBACK = "course.autograde: no feedback written:"
+MODEL_SUFFIX = ".keras"
 
 
 def run_nbgrader(args: list[str]) -> int:
@@ -43,13 +55,40 @@ def run_nbgrader(args: list[str]) -> int:
     return 0
 
 
+def keep_only_graded(folder: Path, notebooks: list[str]) -> list[str]:
+    """Remove from ``folder`` everything but the regular files ``NAME.ipynb`` (``NAME`` in ``notebooks``),
+    ``timestamp.txt`` and ``*.keras``; links are removed, never followed. The names removed, sorted."""
+    wanted = {f"{name}.ipynb" for name in notebooks} | {"timestamp.txt"}
+    removed = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISREG(mode) and (entry.name in wanted or entry.name.endswith(MODEL_SUFFIX)):
+                continue
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+            removed.append(entry.name)
+    return sorted(removed)
+
+
 def main(argv: list[str]) -> int:
-    status = run_nbgrader(["autograde", *argv, "--force"])
+    parser = argparse.ArgumentParser(prog="python -m course.autograde", allow_abbrev=False)
+    parser.add_argument("--graded-folder", type=Path, required=True)
+    parser.add_argument("--notebook", action="append", default=[])
+    options, nbgrader_args = parser.parse_known_args(argv)
+    status = run_nbgrader(["autograde", *nbgrader_args, "--force"])
     if status != 0:
         return status
-    feedback = run_nbgrader(["generate_feedback", *argv, "--force"])
+    folder = options.graded_folder
+    if folder.is_symlink() or not folder.is_dir():
+        print(f"{NO_FEEDBACK} {folder} is not a folder", file=sys.stderr, flush=True)
+        return 0
+    keep_only_graded(folder, options.notebook)
+    feedback = run_nbgrader(["generate_feedback", *nbgrader_args, "--force"])
     if feedback != 0:
-        print(f"{NO_FEEDBACK} {feedback}", file=sys.stderr, flush=True)
+        print(f"{NO_FEEDBACK} generate_feedback exited with {feedback}", file=sys.stderr, flush=True)
     return 0
 
 

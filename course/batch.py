@@ -522,7 +522,10 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
     shutil.copy(workdir / layout.GRADEBOOK, workspace / layout.GRADEBOOK)
     # The configuration copied here keeps its folder names; its root and gradebook, if it sets them, are
     # the course's: nbgrader in the workspace is held to the workspace's own.
-    command = pipeline.autograde_command(assignment, "--student", student, *where.workspace_options(workspace))
+    graded = workspace / where.autograded / student / assignment
+    notebooks = assignment_notebooks(f"{layout.SQLITE}{workdir / layout.GRADEBOOK}", assignment)
+    command = pipeline.autograde_command(f"--graded-folder={graded}", *(f"--notebook={name}" for name in notebooks),
+                                         assignment, "--student", student, *where.workspace_options(workspace))
     env = pipeline.nbgrader_env()
     env.update(environment or {})
     if threads:  # workers share the cores instead of each TensorFlow taking them all

@@ -35,8 +35,8 @@ def nbgrader_command(*args: str) -> list[str]:
 
 
 def autograde_command(*args: str) -> list[str]:
-    """``nbgrader autograde ARGS`` and then ``nbgrader generate_feedback ARGS``, both ``--force``, in one Python
-    (course/autograde.py): what ``course grade`` runs in each submission's workspace."""
+    """``nbgrader autograde`` and then ``nbgrader generate_feedback``, both ``--force``, in one Python
+    (course/autograde.py, which says what ``args`` are): what ``course grade`` runs in each submission's workspace."""
     return [sys.executable, "-m", "course.autograde", *args]
 
 
