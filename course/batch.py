@@ -65,6 +65,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -611,9 +612,20 @@ def feedback_pages(notebooks: list[str]) -> tuple[str, ...]:
 
 
 def assignment_notebooks(db_url: str, assignment: str) -> list[str]:
-    """The names of ``assignment``'s notebooks in the gradebook at ``db_url``, without ``.ipynb``."""
+    """The names of ``assignment``'s notebooks in the gradebook at ``db_url``, without ``.ipynb``; none when
+    it has no such assignment. A SQLite gradebook is only read (nbgrader's ``Gradebook`` would create or
+    upgrade one that is missing, empty or old)."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    if db_url.startswith(layout.SQLITE):
+        path = Path(db_url[len(layout.SQLITE):])
+        try:
+            with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+                rows = db.execute("SELECT notebook.name FROM notebook JOIN assignment ON notebook.assignment_id = "
+                                  "assignment.id WHERE assignment.name = ? ORDER BY notebook.name", (assignment,))
+                return [name for (name,) in rows]
+        except sqlite3.Error:
+            return []
     with Gradebook(db_url) as gradebook:
         try:
             return [notebook.name for notebook in gradebook.find_assignment(assignment).notebooks]

@@ -724,3 +724,23 @@ def test_the_courses_own_folder_names_and_gradebook_are_where_it_grades(tmp_path
     assert not any((root / name).exists() for name in ("submitted", "autograded", "feedback", "gradebook.db"))
     notebook = next((root / "graded" / "reads_instructor_files" / ASSIGNMENT).glob("*.ipynb")).read_text()
     assert "read: []" in notebook and "wrote: []" in notebook
+
+
+def test_the_assignments_notebooks_are_read_from_the_gradebook_without_changing_it(tmp_path, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv("PATH", pipeline.nbgrader_env()["PATH"])  # a new gradebook runs `alembic` by name
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with Gradebook(url) as gradebook:
+        gradebook.add_assignment("A")
+        gradebook.add_notebook("part2", "A")
+        gradebook.add_notebook("part1", "A")
+        gradebook.add_assignment("B")
+        gradebook.add_notebook("other", "B")
+    assert batch.assignment_notebooks(url, "A") == ["part1", "part2"]
+    assert batch.assignment_notebooks(url, "C") == []
+    empty = tmp_path / "empty.db"
+    empty.write_bytes(b"")
+    assert batch.assignment_notebooks(f"sqlite:///{empty}", "A") == [] and empty.read_bytes() == b""
+    assert batch.assignment_notebooks(f"sqlite:///{tmp_path / 'missing.db'}", "A") == []
+    assert not (tmp_path / "missing.db").exists()
