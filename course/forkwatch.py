@@ -24,6 +24,7 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
 
 INTERVAL = 0.02  # seconds between looks
 
@@ -45,6 +46,30 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def _count(proc: str, stop_after: int, counts: Callable[[str], bool]) -> int:
+    """The numbered entries of ``proc`` that ``counts`` accepts, up to ``stop_after + 1``."""
+    count = 0
+    with os.scandir(proc) as entries:
+        for entry in entries:
+            if entry.name.isdigit() and counts(entry.name):
+                count += 1
+                if count > stop_after:
+                    break
+    return count
+
+
+def _leads_its_thread_group(proc: str, name: str) -> bool:
+    """Whether ``proc/name`` is a process (its ``Tgid`` is its own number), not one of a process's threads."""
+    try:
+        with open(f"{proc}/{name}/status") as status:
+            for line in status:
+                if line.startswith("Tgid:"):
+                    return line.split()[1] == name
+    except OSError:  # it ended meanwhile
+        pass
+    return False
+
+
 def sandbox_processes(top: int, stop_after: int) -> tuple[int, int] | None:
     """``(count, first)``: how many processes (up to ``stop_after + 1``) the PID namespace of the sandbox whose
     bwrap is ``top`` holds, and that namespace's first process; None when ``top`` runs no sandbox.
@@ -59,13 +84,10 @@ def sandbox_processes(top: int, stop_after: int) -> tuple[int, int] | None:
         try:
             if os.readlink(f"/proc/{first}/ns/pid") == own:
                 continue
-            count = 0
-            with os.scandir(f"/proc/{first}/root/proc") as entries:
-                for entry in entries:
-                    if entry.name.isdigit():
-                        count += 1
-                        if count > stop_after:
-                            break
+            proc = f"/proc/{first}/root/proc"
+            count = _count(proc, stop_after, lambda name: True)
+            if count > stop_after:  # a thread being started can be listed for a moment: count processes only
+                count = _count(proc, stop_after, lambda name: _leads_its_thread_group(proc, name))
             return count, first
         except OSError:
             continue
