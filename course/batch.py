@@ -648,19 +648,29 @@ def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | 
         # nbgrader's add_submission trips SQLAlchemy's autoflush warning; the rows are written all the same.
         warnings.simplefilter("ignore", SAWarning)
         _merge_grades(where.db_url, workspace, outcome)
-    relative = f"{where.autograded}/{outcome.student}/{assignment}"
-    destination = where.root / relative
-    if destination.exists():
-        shutil.rmtree(destination)
-    notebooks = assignment_notebooks(where.db_url, assignment)
-    if outcome.graded and (workspace / relative).is_dir():
-        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=copied_back(notebooks))
-    relative = f"{where.feedback}/{outcome.student}/{assignment}"
-    destination = where.root / relative
-    if destination.exists():
-        shutil.rmtree(destination)
-    if outcome.graded and (workspace / relative).is_dir():
-        outcome.problems += sandbox.copy_files(workspace, relative, destination, patterns=feedback_pages(notebooks))
+    autograded, feedback = (where.root / folder / outcome.student / assignment
+                            for folder in (where.autograded, where.feedback))
+    for destination in (autograded, feedback):
+        if destination.exists():
+            shutil.rmtree(destination)
+    if outcome.graded:
+        notebooks = assignment_notebooks(where.db_url, assignment)
+        outcome.problems += copy_back(workspace, where, outcome.student, assignment, notebooks, autograded, feedback)
+
+
+def copy_back(workspace: Path, where: layout.Layout, student: str, assignment: str, notebooks: list[str],
+              autograded: Path, feedback: Path) -> list[str]:
+    """Copy what comes back from one workspace: the regular files :func:`copied_back` names of
+    ``student``'s autograded ``assignment`` into ``autograded``, and the :func:`feedback_pages` of its
+    ``notebooks`` into ``feedback``, both by :func:`course.sandbox.copy_files`; what it skipped.
+    Used by :func:`merge` here and by :func:`course.cluster.run_task` on a Dask worker."""
+    problems: list[str] = []
+    for folder, patterns, destination in ((where.autograded, copied_back(notebooks), autograded),
+                                          (where.feedback, feedback_pages(notebooks), feedback)):
+        relative = f"{folder}/{student}/{assignment}"
+        if (workspace / relative).is_dir():
+            problems += sandbox.copy_files(workspace, relative, destination, patterns=patterns)
+    return problems
 
 
 def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:

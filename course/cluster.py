@@ -282,10 +282,7 @@ def run_task(task: Task) -> dict[str, Any]:
         if (workspace / relative).is_dir():
             outcome.problems[:0] = skipped
         notebooks = batch.assignment_notebooks(f"{layout.SQLITE}{scratch / layout.GRADEBOOK}", task.assignment)
-        outcome.problems += sandbox.copy_files(workspace, relative, back, patterns=batch.copied_back(notebooks))
-        feedback = f"{where.feedback}/{task.student}/{task.assignment}"
-        if (workspace / feedback).is_dir():
-            outcome.problems += sandbox.copy_files(workspace, feedback, pages, patterns=batch.feedback_pages(notebooks))
+        outcome.problems += batch.copy_back(workspace, where, task.student, task.assignment, notebooks, back, pages)
         log = root / "logs" / task.assignment / f"{task.student}.log"
         return {
             "outcome": asdict(outcome),
