@@ -219,7 +219,25 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("stride 1", "WRONG_VGG(kernel='3, 2')", "norm_build_vgg_test"),  # the literal port's 3, 3 fails to build at all
             ("Dropout(dropout_rate)", "WRONG_VGG(rate='0.25')", "norm_build_vgg_test"),
             ("softmax output", "WRONG_VGG(output=None)", "norm_build_vgg_test"),
+            ("the blog's filters", "WRONG_VGG(first_filters=32)", "norm_build_vgg_test"),
+            ("the blog's dense layers", "WRONG_VGG(units=256)", "norm_build_vgg_test"),
             ("vgg_param_count", "WRONG_VGG(count='(4 * 4 * 256) * 512')", "norm_build_vgg_test"),
+        ],
+        "norm_best_setting": [
+            ("validation accuracy", "WRONG_BEST(key=\"results[s]['accuracy'][-1]\")", "norm_best_setting_test"),
+            ("after the last epoch", "WRONG_BEST(key=\"max(results[s]['val_accuracy'])\")", "norm_best_setting_test"),
+            ("the highest", "WRONG_BEST(pick='min')", "norm_best_setting_test"),
+            ("the key as it is", "WRONG_BEST(wrap='str')", "norm_best_setting_test"),
+            ("the key, not its position", "WRONG_BEST(wrap='list(results).index')", "norm_best_setting_test"),
+        ],
+        "norm_lowest_loss_epoch": [
+            ("validation loss", "WRONG_EPOCH(series='loss')", "norm_lowest_loss_epoch_test"),
+            ("counted from 1", "WRONG_EPOCH(first=0)", "norm_lowest_loss_epoch_test"),
+            ("the loss, not the accuracy", "WRONG_EPOCH(series='val_accuracy', pick='argmax')", "norm_lowest_loss_epoch_test"),
+            ("the lowest", "WRONG_EPOCH(pick='argmax')", "norm_lowest_loss_epoch_test"),
+            ("an integer", "WRONG_EPOCH(wrap='float')", "norm_lowest_loss_epoch_test"),
+            ("the epoch, not the loss", "def lowest_loss_epoch(history):\n    return min(history['val_loss'])",
+             "norm_lowest_loss_epoch_test"),
         ],
         "norm_epoch_decay": [
             ("0.95 per epoch", "WRONG_DECAY(rate=0.9)", "norm_epoch_decay_test"),
@@ -386,21 +404,30 @@ def WRONG_STANDARDIZE(formula="(x - np.asarray(mean, np.float32)) / np.asarray(s
 
 
 # kernel: the first Conv2D's size (and strides)
-def WRONG_VGG(pool_after_first=False, kernel="3", rate="dropout_rate", output="softmax",
+def WRONG_VGG(pool_after_first=False, kernel="3", rate="dropout_rate", output="softmax", first_filters=64, units=512,
               count="(3 * 3 * 3 + 1) * 64 + (3 * 3 * 64 + 1) * 64 + (3 * 3 * 64 + 1) * 128 + (3 * 3 * 128 + 1) * 256 "
                     "+ (4 * 4 * 256 + 1) * 512 + (512 + 1) * 512 + (512 + 1) * 10") -> str:
     def conv(filters, size="3"):
         return f"layers.Conv2D({filters}, {size}, padding='same', activation='relu'), layers.Dropout({rate}), "
     pool = "layers.MaxPooling2D(2), "
     return ("def build_vgg(dropout_rate):\n    layers = keras.layers\n    return keras.Sequential([keras.Input((32, 32, 3)), "
-            f"{conv(64, kernel)}{pool if pool_after_first else ''}{conv(64)}{'' if pool_after_first else pool}{conv(128)}{pool}"
-            f"{conv(256)}{pool}layers.Flatten(), layers.Dense(512, activation='relu'), layers.Dense(512, activation='relu'), "
+            f"{conv(first_filters, kernel)}{pool if pool_after_first else ''}{conv(64)}{'' if pool_after_first else pool}"
+            f"{conv(128)}{pool}{conv(256)}{pool}layers.Flatten(), layers.Dense({units}, activation='relu'), "
+            f"layers.Dense(512, activation='relu'), "
             f"layers.Dense(10, activation={output!r})])\n\n\nvgg_param_count = {count}")
 
 
 def WRONG_DECAY(rate=0.95, staircase=True, steps="steps_per_epoch") -> str:
     return (f"def epoch_decay(initial_rate, steps_per_epoch):\n    return keras.optimizers.schedules.ExponentialDecay("
             f"initial_rate, decay_steps={steps}, decay_rate={rate}, staircase={staircase})")
+
+
+def WRONG_BEST(key="results[s]['val_accuracy'][-1]", pick="max", wrap="") -> str:
+    return f"def best_setting(results):\n    return {wrap}({pick}(results, key=lambda s: {key}))"
+
+
+def WRONG_EPOCH(series="val_loss", pick="argmin", first=1, wrap="int") -> str:
+    return f"def lowest_loss_epoch(history):\n    return {wrap}(np.{pick}(history[{series!r}]) + {first})"
 
 
 def _source(wrong: str) -> str:
