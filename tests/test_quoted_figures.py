@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import re
@@ -24,11 +25,17 @@ NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 ENTRY = {"05_cifar_cnn_tutorial": "05_cifar_cnn A", "05_cifar_cnn_wide": "05_cifar_cnn B"}
 
 
-def _threshold(lowest: float) -> float:
+@functools.cache
+def _bench():
+    """bench/run.py, loaded once: its threshold rule and the seeds' figures it records."""
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    return bench.threshold(lowest)
+    return bench
+
+
+def _threshold(lowest: float) -> float:
+    return _bench().threshold(lowest)
 
 
 def _cells(path: Path, kind: str) -> str:
@@ -80,19 +87,12 @@ def test_the_accuracies_the_prose_quotes_are_the_measured_ones(path):
         assert quoted, f"{name} quotes no measured accuracy in a form this test reads"
 
 
-def _seed_figures() -> dict[str, str]:
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench.SEED_FIGURES
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_the_seeds_figures_the_prose_quotes_are_those_bench_records(path):
     """A figure quoted to two decimals (97.97%) is one of the seeds' or field notes' runs that bench/run.py's
     SEED_FIGURES records, and RESULTS.md prints beside the measured accuracies (issue 18)."""
     prose = " ".join(_cells(path, "markdown").split())
-    recorded = set(re.findall(r"\d+\.\d\d%", " ".join(_seed_figures().values())))
+    recorded = set(re.findall(r"\d+\.\d\d%", " ".join(_bench().SEED_FIGURES.values())))
     quoted = re.findall(r"\d+\.\d\d%", prose)
     assert set(quoted) <= recorded, (f"{path.parent.name} quotes {sorted(set(quoted) - recorded)}, which bench/run.py's "
                                      "SEED_FIGURES does not record: measure it, and record it there")
