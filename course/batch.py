@@ -580,6 +580,7 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
             outcome.problems.append(f"kernel killed by the OS at the {memory_gib + JUDGE_MEMORY_GIB + CGROUP_MEMORY_MARGIN_GIB:g} "
                                     "GiB memory limit of its sandbox")
         sandbox.remove_cgroups(cgroup)
+        sandbox.sweep_cgroups()  # and what earlier sandboxes left, if their tasks were slow to go
     log_text = log_path.read_text(errors="replace")
     if process.returncode not in (0, -signal.SIGKILL):
         outcome.graded = False

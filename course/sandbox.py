@@ -286,6 +286,33 @@ def remove_cgroups(name: str, seconds: float = 5) -> None:
                 time.sleep(0.1)
 
 
+def sweep_cgroups(older_than_seconds: float = 600) -> list[str]:
+    """Remove the leftover cgroups of sandboxes that ended long ago; return their names.
+
+    :func:`remove_cgroups` gives up after a few seconds when a killed sandbox's last task is slow
+    to go, which leaves an empty folder under ``course-grade/`` for good. This removes every such
+    folder unchanged for ``older_than_seconds`` (one a grading run is setting up now is younger);
+    a folder that still holds a task refuses ``rmdir`` and stays. Called after each submission."""
+    import time
+
+    removed = []
+    for controller in ("pids", "memory"):
+        parent = cgroup_folder(controller, "x").parent
+        try:
+            folders = [folder for folder in parent.iterdir() if folder.is_dir() and not folder.is_symlink()]
+        except OSError:
+            continue
+        for folder in folders:
+            try:
+                if time.time() - folder.stat().st_mtime < older_than_seconds:
+                    continue
+                folder.rmdir()
+            except OSError:
+                continue
+            removed.append(f"{controller}/{folder.name}")
+    return removed
+
+
 CLONE_NEWIPC = 0x08000000
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 

@@ -347,3 +347,22 @@ def test_the_sandboxs_tasks_and_memory_are_capped_by_cgroups_of_its_own(tmp_path
     assert done.returncode == 137  # bwrap reports its child killed by SIGKILL
     assert (pids_max, oom_kills) == ("40", 1)
     assert not sandbox.cgroup_folder("pids", name).exists() and not sandbox.cgroup_folder("memory", name).exists()
+
+
+def test_leftover_cgroups_of_long_ended_sandboxes_are_swept(tmp_path, monkeypatch):
+    """An empty cgroup folder unchanged for ten minutes goes; a young one (a run setting up) and one
+    that refuses rmdir (it still holds a task; here, a file) stay."""
+    monkeypatch.setattr(sandbox, "_own_cgroup", lambda controller: tmp_path / controller)
+    old = time.time() - 3600
+    for controller in ("pids", "memory"):
+        for name in ("ended", "young", "busy"):
+            sandbox.cgroup_folder(controller, name).mkdir(parents=True)
+        (sandbox.cgroup_folder(controller, "busy") / "task").write_text("1")
+        for name in ("ended", "busy"):
+            os.utime(sandbox.cgroup_folder(controller, name), (old, old))
+    assert sandbox.sweep_cgroups() == ["pids/ended", "memory/ended"]
+    for controller in ("pids", "memory"):
+        assert sorted(p.name for p in (tmp_path / controller / sandbox.TASK_CGROUPS).iterdir()) == ["busy", "young"]
+    assert sandbox.sweep_cgroups(older_than_seconds=0) == ["pids/young", "memory/young"]
+    monkeypatch.setattr(sandbox, "_own_cgroup", lambda controller: tmp_path / "none" / controller)
+    assert sandbox.sweep_cgroups() == []  # no cgroup hierarchy: nothing to do, no error
