@@ -9,8 +9,8 @@ from nbgrader.preprocessors import (
     OverwriteCells, OverwriteKernelspec, SaveAutoGrades,
 )
 
-from course.feedback import HideHiddenTests
-from course.grading import DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
+from course.grading.feedback import HideHiddenTests
+from course.grading.preprocessors import DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -32,7 +32,7 @@ c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "600"))
 # 01 trains nothing: its longest cell took 3.3 s (the setup cell, 2 workers sharing 2 cores; 4.4 s
 # on a slower AVX2-only machine, 2026-12-03), so a cell still running after 30 s is looping, and
 # holds its grading slot 30 s instead of 600 s.
-# The shorter of this and Execute.timeout applies (course/grading.py, CrashTolerantExecute).
+# The shorter of this and Execute.timeout applies (course/grading/preprocessors.py, CrashTolerantExecute).
 c.CrashTolerantExecute.timeout_by_assignment = {"01_images": 30}
 
 # Students see their visible tests and results, never hidden-test source.
@@ -45,11 +45,11 @@ c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPre
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"(?m)\w+Warning: |^[IWE]\d{4} \d\d:\d\d:\d\d"
 
-# Graded test cells run in the judge (course/judge.py), a process of their own where
+# Graded test cells run in the judge (course/grading/judge.py), a process of their own where
 # no student code runs; the student's kernel sees only their visible part, and
 # only the judge's outputs are graded. A submission whose kernel crashes keeps the
 # points it earned before the crash (stock nbgrader grades it 0 for everything).
-# See course/grading.py. nbgrader 0.9.6's list, with Execute replaced.
+# See course/grading/preprocessors.py. nbgrader 0.9.6's list, with Execute replaced.
 c.Autograde.autograde_preprocessors = [
     JudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
@@ -61,13 +61,13 @@ c.Autograde.autograde_preprocessors = [
 c.OverwriteCells.add_missing_cells = True
 # nbgrader 0.9.6's list, with DeduplicateIds replaced and cells whose grade_id the
 # gradebook does not know made plain (nbgrader fails the notebook on them): see
-# course/grading.py.
+# course/grading/preprocessors.py.
 c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateGradeIds, DropUnknownGradeIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata,
 ]
 
 # `nbgrader zip_collect` (run by hand; `course grade --zip-collect` has its own
-# collection, course/batch.py, which takes student ids only from the LMS's names) reads
+# collection, course/grading/batch.py, which takes student ids only from the LMS's names) reads
 # files named <student>_<notebook>, e.g. alice_03_mnist_cnn.ipynb, and the capstone's
 # trained model file with the notebook.
 c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>\d\d_\w+\.(ipynb|keras))$"

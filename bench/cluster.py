@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import dask  # noqa: E402
 from distributed import LocalCluster  # noqa: E402
 
-from course import batch, cluster, pipeline  # noqa: E402
+from course.grading import batch, cluster, pipeline  # noqa: E402
 from grading import _course, _keep_only_correct  # noqa: E402
 
 REPORT = ROOT / "bench" / "CLUSTER.md"

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-from course import batch, pipeline, submissions  # noqa: E402
+from course.grading import batch, pipeline, submissions  # noqa: E402
 
 REPORT = ROOT / "bench" / "GRADING.md"
 

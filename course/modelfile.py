@@ -4,7 +4,7 @@ The capstone (``08_cifar_challenge``) trains for up to 30 minutes, and the grade
 does not repeat that: the notebook saves the trained model beside itself, the
 student submits the file with the notebook, and under the grading budget the
 notebook loads the file instead of training. The hidden tests measure the same
-file outside the student's kernel (:func:`course.checks.file_report`).
+file outside the student's kernel (:func:`course.grading.checks.file_report`).
 
 ``02_mnist_mlp`` to ``07_batchnorm_functional`` do the same with a fallback
 (:func:`save`, :func:`submitted`): without a usable file, the notebook trains under

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from course import batch, layout
+from course.grading import batch, layout
 
 ROOT = Path(__file__).parents[1]
 GRADER_OUTPUTS = ("grades.csv", "logs", "exchange")

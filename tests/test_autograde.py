@@ -1,10 +1,10 @@
-"""course/autograde.py: what the folder a notebook ran in keeps before nbgrader writes its feedback."""
+"""course/grading/autograde.py: what the folder a notebook ran in keeps before nbgrader writes its feedback."""
 
 from __future__ import annotations
 
 import os
 
-from course import autograde
+from course.grading import autograde
 
 
 def test_the_graded_folder_keeps_only_the_notebooks_timestamp_and_model_files(tmp_path):

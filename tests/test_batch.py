@@ -1,4 +1,4 @@
-"""course.batch: `course grade` grades a class in parallel, each submission in its own workspace.
+"""course.grading.batch: `course grade` grades a class in parallel, each submission in its own workspace.
 
 Every sample submission's exact score through `course grade` is checked by
 tests/test_pipeline.py (`course demo` grades with it); these tests cover the
@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from course import batch, cli, pipeline, sandbox
+from course.grading import batch, cli, pipeline, sandbox
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENT = "01_images"
@@ -122,12 +122,12 @@ def test_memory_limit_kills_the_processes_under_nbgrader_not_nbgrader():
 
 
 def test_the_judge_has_a_memory_limit_of_its_own_and_does_not_count_against_the_kernel():
-    """Two children under one parent: a 'kernel' using 1.5 GiB and a 'judge' (its command names course.judge)
+    """Two children under one parent: a 'kernel' using 1.5 GiB and a 'judge' (its command names course.grading.judge)
     using 1.5 GiB; with a 2 GiB kernel limit and a 1 GiB judge limit only the judge is killed."""
     hog = "import numpy, sys, time; block = numpy.ones(3 * 2**26); time.sleep(30); print('survived', flush=True)"
     script = ("import subprocess, sys\n"
               f"kernel = subprocess.Popen([sys.executable, '-c', {hog!r}])\n"
-              f"judge = subprocess.Popen([sys.executable, '-c', {hog!r}, 'course.judge'])\n"
+              f"judge = subprocess.Popen([sys.executable, '-c', {hog!r}, 'course.grading.judge'])\n"
               "print(kernel.wait(), judge.wait())")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     outcome = batch.Outcome(ASSIGNMENT, "big", 0.0)
@@ -139,7 +139,7 @@ def test_the_judge_has_a_memory_limit_of_its_own_and_does_not_count_against_the_
 
 def _sandboxed(tmp_path: Path, code: str, then: str = "") -> subprocess.Popen[str]:
     """A parent (standing for nbgrader) that runs ``code`` in the sandbox, as a kernel, then prints 'parent lives'."""
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", "--", sys.executable, "-c"]
+    launcher = [sys.executable, "-I", "-m", "course.grading.sandbox", f"--hide={tmp_path / 'course'}", "--", sys.executable, "-c"]
     script = f"import subprocess\nsubprocess.run({launcher + [code]!r})\n{then}print('parent lives', flush=True)"
     return subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
 
@@ -148,7 +148,7 @@ def test_a_fork_bomb_is_killed_with_everything_in_its_sandbox_within_a_second(tm
     """A shell fork bomb, bounded here at 2**11 shells (and as many sleeps) should the watcher miss it. Watched by
     scanning every process at a normal priority, the unbounded one grew to the machine's 32768 pids and ran a minute;
     counted in the sandbox's own /proc at a normal priority, it reached 3585 of its 4095 processes before the kill.
-    Now a watcher process of its own (course/forkwatch.py) runs at a real-time priority (as root), counts the
+    Now a watcher process of its own (course/grading/forkwatch.py) runs at a real-time priority (as root), counts the
     sandbox's namespace every 0.02 s, and the namespace's first process exits at a real-time priority, taking every
     process in it along."""
     bomb = "import subprocess\nsubprocess.run(['bash', '-c', 'f(){ if [ $1 -lt 10 ]; then f $(($1+1)) & f $(($1+1)) & fi; sleep 60; }; f 0'])"
@@ -434,7 +434,7 @@ def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_pa
         ("bob", None, ["not graded (OSError: [Errno 28] No space left on device); earlier grades, if any, unchanged"]),
         ("carol", 10.0, ["merging failed (PermissionError: [Errno 13] Permission denied)"]),
     ]
-    assert ran == ["export"]  # each worker wrote its submission's feedback (course/autograde.py)
+    assert ran == ["export"]  # each worker wrote its submission's feedback (course/grading/autograde.py)
 
 
 def test_a_grading_run_that_changes_an_instructors_file_fails_its_test(tmp_path, monkeypatch):
@@ -478,16 +478,16 @@ def test_the_command_line_passes_students_and_only_new_and_refuses_fewer_than_on
 def test_course_help_is_quick_and_imports_neither_nbgrader_nor_tensorflow():
     code = textwrap.dedent("""
         import sys
-        from course import cli
+        from course.grading import cli
         try:
             cli.main(["--help"])
         except SystemExit:
             pass
-        import course.batch
-        print(sorted(m for m in ("nbgrader", "sqlalchemy", "tensorflow", "keras", "course.batch") if m in sys.modules))
+        import course.grading.batch
+        print(sorted(m for m in ("nbgrader", "sqlalchemy", "tensorflow", "keras", "course.grading.batch") if m in sys.modules))
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines()[-1] == "['course.batch']"  # batch itself imports nbgrader only when grading
+    assert result.stdout.splitlines()[-1] == "['course.grading.batch']"  # batch itself imports nbgrader only when grading
     assert "examples:\n  course release" in result.stdout and "--only-new" in result.stdout
 
 
@@ -595,7 +595,7 @@ def test_a_zip_bomb_is_refused_from_its_declared_sizes_and_a_roster_bounds_the_i
 
 STOPPABLE = """
 import sys
-from course import batch, cli, pipeline
+from course.grading import batch, cli, pipeline
 # nbgrader stands still, with a child in a session of its own, as jupyter_client starts kernels
 pipeline.autograde_command = lambda *args: [sys.executable, "-c",
     "import subprocess, sys, time; subprocess.Popen(['sleep', '300'], start_new_session=True); time.sleep(300)"]
@@ -625,7 +625,7 @@ def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_grad
         for process in [me, *started]:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-    # No timings yet: the median of course.progress.MEASURED (32.7 s) for each of three, on two workers (49.05 s,
+    # No timings yet: the median of course.grading.progress.MEASURED (32.7 s) for each of three, on two workers (49.05 s,
     # less the moment since the start).
     assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed... ETA 49 s\n"
     assert err.strip() == (f"Stopped by {signal.Signals(signum).name}: 0 of 3 submissions graded and merged into "

@@ -1,4 +1,4 @@
-"""course.checks: hidden tests measure a model in a fresh Python, out of the student's reach."""
+"""course.grading.checks: hidden tests measure a model in a fresh Python, out of the student's reach."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from course import checks
+from course.grading import checks
 
 
 EXPECTED_CIFAR10_TRAIN_MEAN = [0.491217, 0.481887, 0.446458]

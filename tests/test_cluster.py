@@ -1,4 +1,4 @@
-"""course.cluster: grading on Dask workers gives the grades and notebooks the local pool gives.
+"""course.grading.cluster: grading on Dask workers gives the grades and notebooks the local pool gives.
 
 The same 01 samples are graded three ways: by the local pool, by a ``LocalCluster``,
 and by a ``dask scheduler`` with two ``course worker`` processes this module starts on
@@ -26,7 +26,7 @@ import dask
 import psutil
 import pytest
 
-from course import batch, cluster, layout, sandbox
+from course.grading import batch, cluster, layout, sandbox
 from test_batch import _course  # a copy of the course with only these 01 samples submitted
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,7 +184,7 @@ def test_a_worker_lost_mid_task_has_its_submission_graded_again_elsewhere(tmp_pa
                 for worker in workers:
                     for process in psutil.Process(worker.pid).children(recursive=True):
                         with contextlib.suppress(psutil.Error):
-                            if "course.autograde" in process.cmdline():  # python -m course.autograde: nbgrader, in a worker
+                            if "course.grading.autograde" in process.cmdline():  # python -m course.grading.autograde: nbgrader, in a worker
                                 # The Dask worker process running the task, and the grading it started: a machine lost.
                                 grading = [process.parent(), process, *process.children(recursive=True)]
                                 time.sleep(3)
@@ -299,7 +299,7 @@ def test_the_tasks_folder_is_made_private(tmp_path, monkeypatch):
 
 
 def test_course_worker_checks_the_machine_then_becomes_dask_worker_with_every_other_option(monkeypatch):
-    from course import cli, preflight
+    from course.grading import cli, preflight
 
     checked, started = [], []
     monkeypatch.setattr(preflight, "check_machine", lambda datasets, sandboxed, hidden: checked.append((datasets, sandboxed)))
@@ -315,7 +315,7 @@ def test_course_worker_checks_the_machine_then_becomes_dask_worker_with_every_ot
 
 
 def test_no_sandbox_never_goes_to_a_cluster(capsys):
-    from course import cli
+    from course.grading import cli
 
     with pytest.raises(SystemExit):
         cli.main(["--root", str(ROOT), "grade", ASSIGNMENT, "--no-sandbox", "--scheduler", "tcp://127.0.0.1:1"])
@@ -330,7 +330,7 @@ def test_a_student_kernel_cannot_reach_the_scheduler(tmp_path):
         probe = (f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=5)\n    print('reached')\n"
                  "except OSError as error:\n    print('refused', type(error).__name__)")
         outside = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-        inside = subprocess.run([sys.executable, "-m", "course.sandbox", f"--hide={ROOT}", "--", sys.executable, "-c", probe],
+        inside = subprocess.run([sys.executable, "-m", "course.grading.sandbox", f"--hide={ROOT}", "--", sys.executable, "-c", probe],
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert outside.stdout == "reached\n"
     assert inside.stdout.startswith("refused"), inside.stdout + inside.stderr
@@ -346,7 +346,7 @@ def test_course_worker_refuses_to_start_where_the_sandbox_cannot_run(tmp_path):
 def test_ctrl_c_kills_what_the_workers_are_grading_and_merges_nothing(tmp_path):
     root = _course(tmp_path, ["infinite_loop"])
     with _scheduler_and_workers(tmp_path, workers=1) as (address, _):
-        script = ("import sys; from pathlib import Path; from course import batch; "
+        script = ("import sys; from pathlib import Path; from course.grading import batch; "
                   f"batch.grade(Path({str(root)!r}), [{ASSIGNMENT!r}], scheduler={address!r})")
         course = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env=dict(os.environ, COURSE_CELL_TIMEOUT="600"))
@@ -356,7 +356,7 @@ def test_ctrl_c_kills_what_the_workers_are_grading_and_merges_nothing(tmp_path):
             found = []
             for process in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    if process.pid != course.pid and "course.autograde" in process.cmdline():
+                    if process.pid != course.pid and "course.grading.autograde" in process.cmdline():
                         found.append(process)
             return found
 

@@ -20,7 +20,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from course import colab, submissions
+from course.grading import colab, submissions
 
 ROOT = Path(__file__).parents[1]
 COLAB_PREINSTALLED = ["tensorflow-cpu==2.21.*", "keras>=3.15,<4", "numpy", "matplotlib", "scikit-learn", "pillow", "pyyaml", "ipykernel"]
@@ -81,7 +81,7 @@ def _setup_index(notebook) -> int:
     return index
 
 
-# --- badges and the install command (course.colab) -----------------------------------
+# --- badges and the install command (course.grading.colab) -----------------------------------
 
 SOURCE_NOTEBOOKS = sorted((ROOT / "source").glob("*/*.ipynb"))
 
@@ -121,9 +121,9 @@ def test_update_links_follows_the_repository_url(tmp_path):
 
 def test_a_notebook_of_the_student_edition_runs_in_a_colab_like_kernel_with_the_editions_helpers(
         colab_kernel, tmp_path, monkeypatch):
-    """The edition (course/publish.py) is what students get: its 03 notebook, solved, runs top to bottom in the
+    """The edition (course/grading/publish.py) is what students get: its 03 notebook, solved, runs top to bottom in the
     Colab-like kernel after installing the edition's helpers, which hold only the student modules."""
-    from course import cli, publish
+    from course.grading import cli, publish
 
     jupyter_dir, _, python = colab_kernel
     subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "cnn-course"], check=True)

@@ -1,10 +1,10 @@
-"""course.demo: `make demo` says plainly when a sample submission did not get its expected score."""
+"""course.grading.demo: `make demo` says plainly when a sample submission did not get its expected score."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from course import demo, pipeline, progress, submissions
+from course.grading import demo, pipeline, progress, submissions
 
 ROOT = Path(__file__).resolve().parents[1]
 

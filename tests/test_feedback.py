@@ -1,9 +1,9 @@
-"""course.feedback: hidden tests and their tracebacks never reach a student."""
+"""course.grading.feedback: hidden tests and their tracebacks never reach a student."""
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from course.feedback import HideHiddenTests
+from course.grading.feedback import HideHiddenTests
 
 TEST_SOURCE = """assert f(1) == 2, "f(1) should be 2"
 ### BEGIN HIDDEN TESTS

@@ -1,7 +1,7 @@
-"""course.judge: graded test cells run outside the student's kernel, on the kernel's values as data.
+"""course.grading.judge: graded test cells run outside the student's kernel, on the kernel's values as data.
 
-Here the "kernel" is a plain dict answered by course.wire.handle in this process;
-tests/test_grading.py runs the judge beside a real kernel, and tests/test_pipeline.py
+Here the "kernel" is a plain dict answered by course.grading.wire.handle in this process;
+tests/test_preprocessors.py runs the judge beside a real kernel, and tests/test_pipeline.py
 grades the sample submissions (the attacks among them) with it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from course import judge, wire
+from course.grading import judge, wire
 
 
 class LoopbackLink:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from course import pipeline
+from course.grading import pipeline
 
 ROOT = Path(__file__).parents[1]
 CHROMIUM = Path("/usr/bin/chromium")

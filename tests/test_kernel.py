@@ -1,9 +1,9 @@
-"""course.kernel: the grader's kernel keeps its error messages under the grader's message cap."""
+"""course.grading.kernel: the grader's kernel keeps its error messages under the grader's message cap."""
 
 import json
 import sys
 
-from course import kernel
+from course.grading import kernel
 
 
 def test_an_error_message_is_cut_to_size_and_says_so():
@@ -37,7 +37,7 @@ def test_the_kernel_sends_a_huge_exception_as_a_reply_under_the_graders_cap(tmp_
     spec = tmp_path / "kernels" / "capped"
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "course.kernel", "-f", "{connection_file}"], "display_name": "capped",
+        "argv": [sys.executable, "-m", "course.grading.kernel", "-f", "{connection_file}"], "display_name": "capped",
         "language": "python"}))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
     manager, client = start_new_kernel(kernel_name="capped")

@@ -1,4 +1,4 @@
-"""course.layout: course grade reads and writes where the course's nbgrader configuration says."""
+"""course.grading.layout: course grade reads and writes where the course's nbgrader configuration says."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from course import layout, sandbox
+from course.grading import layout, sandbox
 
 ROOT = Path(__file__).parents[1]
 
@@ -77,7 +77,7 @@ def test_a_gradebook_outside_the_course_folder_is_hidden_in_the_sandbox(tmp_path
     work = tmp_path / "work"
     work.mkdir()
     code = "import os, sys; print(os.listdir(sys.argv[1]), open(sys.argv[2]).read())"
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={path}" for path in where.hidden()), "--"]
+    launcher = [sys.executable, "-I", "-m", "course.grading.sandbox", *(f"--hide={path}" for path in where.hidden()), "--"]
     readable = tmp_path / "course" / "readable.txt"
     readable.write_text("read through the course folder")
     done = subprocess.run(launcher + [sys.executable, "-I", "-c", code, str(tmp_path / "books"), str(readable)],

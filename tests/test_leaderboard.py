@@ -1,4 +1,4 @@
-"""course.leaderboard: the capstone's ranking, read from autograded notebooks."""
+"""course.grading.leaderboard: the capstone's ranking, read from autograded notebooks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from course import leaderboard
+from course.grading import leaderboard
 
 ASSIGNMENT = "08_cifar_challenge"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import submissions
+from course.grading import submissions
 
 ROOT = Path(__file__).parents[1]
 SOURCE_NOTEBOOKS = sorted((ROOT / "source").glob("*/*.ipynb"))
@@ -138,7 +138,7 @@ def _names(tree):
 
 @pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_test_cells_are_plain_python_and_define_their_own_helpers(path):
-    """The judge (course/judge.py) runs test cells as plain Python, and never takes a name starting
+    """The judge (course/grading/judge.py) runs test cells as plain Python, and never takes a name starting
     with `_` from the student's kernel: each test cell imports or defines every `_name` it reads,
     so it is graded on its own, whatever an earlier test cell did."""
     import ast

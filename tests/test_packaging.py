@@ -117,7 +117,7 @@ def test_extras_student_instructor_test():
 
 
 def test_requires_python_is_what_the_pins_support():
-    """Keras 3.15 and nbgrader 0.9.6 need Python 3.11 (so does `tomllib` in course/colab.py);
+    """Keras 3.15 and nbgrader 0.9.6 need Python 3.11 (so does `tomllib` in course/grading/colab.py);
     TensorFlow 2.21 has wheels for 3.10-3.13. No upper bound: Colab installs the helpers
     next to whatever TensorFlow and Python it ships; the extras' pins refuse a Python
     TensorFlow 2.21 has no wheel for (pip: no matching distribution for tensorflow)."""

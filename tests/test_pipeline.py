@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import batch, demo, leaderboard, pipeline, submissions
+from course.grading import batch, demo, leaderboard, pipeline, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENTS = pipeline.assignments(ROOT)

@@ -1,4 +1,4 @@
-"""course.preflight: a machine that cannot grade is found out before any grade changes."""
+"""course.grading.preflight: a machine that cannot grade is found out before any grade changes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from course import batch, preflight, sandbox
+from course.grading import batch, preflight, sandbox
 
 ROOT = Path(__file__).parents[1]
 

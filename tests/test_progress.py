@@ -1,10 +1,10 @@
-"""course.progress: the last run's timings, longest-first order and the ETA of course grade."""
+"""course.grading.progress: the last run's timings, longest-first order and the ETA of course grade."""
 
 import json
 
 import pytest
 
-from course import progress
+from course.grading import progress
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""course.publish: the student edition holds the release notebooks and the student helpers, nothing else.
+"""course.grading.publish: the student edition holds the release notebooks and the student helpers, nothing else.
 
 tests/test_colab.py runs a notebook of the edition in a Colab-like kernel, installing the edition's helpers.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import cli, pipeline, publish
+from course.grading import cli, pipeline, publish
 
 ROOT = Path(__file__).parents[1]
 URL, TAG = "https://github.com/example/cnn-course-notebooks", "v1.0"
@@ -88,3 +88,12 @@ def test_an_edition_is_written_only_into_a_new_folder_outside_the_course(tmp_pat
             publish.publish(ROOT, out, url, tag)
     assert [p.name for p in (tmp_path / "used").iterdir()] == ["mine.txt"]
     assert not (ROOT / "edition").exists() and not (tmp_path / "new").exists()
+
+
+def test_the_package_is_split_by_audience():
+    """course/*.py is exactly the student half the edition ships; the instructor's half is course/grading/,
+    which the student half never imports (so the edition, without it, imports cleanly)."""
+    assert {path.stem for path in (ROOT / "course").glob("*.py")} == set(publish.STUDENT_MODULES)
+    for module in publish.STUDENT_MODULES:
+        assert publish.course_imports(ROOT / "course" / f"{module}.py") <= set(publish.STUDENT_MODULES), module
+    assert {path.stem for path in (ROOT / "course" / "grading").glob("*.py")} >= {"cli", "batch", "judge", "checks"}

@@ -1,4 +1,4 @@
-"""course.sandbox: the kernel `course grade` runs students' code in."""
+"""course.grading.sandbox: the kernel `course grade` runs students' code in."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import psutil
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook
 
-from course import sandbox
-from course.grading import CrashTolerantExecute
+from course.grading import sandbox
+from course.grading.preprocessors import CrashTolerantExecute
 
 
 def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeyp
     # A kernel on TCP (plain nbgrader) keeps the network; the judge (no connection file) has none.
     connection.write_text(json.dumps({"transport": "tcp", "ip": "127.0.0.1"}))
     assert "--unshare-net" not in sandbox.bwrap_command(kernel, workdir, hide=[], environ=environ)
-    assert "--unshare-net" in sandbox.bwrap_command(["python", "-m", "course.judge"], workdir, hide=[], environ=environ)
+    assert "--unshare-net" in sandbox.bwrap_command(["python", "-m", "course.grading.judge"], workdir, hide=[], environ=environ)
 
 
 def test_a_kernel_on_ipc_reaches_no_network_no_secret_and_not_bwraps_arguments(tmp_path, monkeypatch):
@@ -86,17 +86,17 @@ def test_a_kernel_on_ipc_reaches_no_network_no_secret_and_not_bwraps_arguments(t
 def test_kernelspec_starts_this_python_through_the_sandbox(tmp_path):
     sandbox.write_kernelspec(tmp_path, hide=[Path("/srv/course")])
     spec = json.loads((tmp_path / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())
-    assert spec["argv"] == [sys.executable, "-I", "-m", "course.sandbox", "--hide=/srv/course", "--",
-                            sys.executable, "-m", "course.kernel", "-f", "{connection_file}"]
+    assert spec["argv"] == [sys.executable, "-I", "-m", "course.grading.sandbox", "--hide=/srv/course", "--",
+                            sys.executable, "-m", "course.grading.kernel", "-f", "{connection_file}"]
     assert spec["interrupt_mode"] == "message"
 
 
 def test_a_course_package_in_the_students_folder_never_replaces_the_launchers(tmp_path):
-    """The kernel's and the judge's launchers start in the student's folder: a `course/sandbox.py`
+    """The kernel's and the judge's launchers start in the student's folder: a `course/grading/sandbox.py`
     submitted (or written by the kernel) there must not run in place of ours, outside the sandbox."""
     import subprocess
 
-    from course.grading import judge_command
+    from course.grading.preprocessors import judge_command
 
     marker = tmp_path / "ESCAPED"
     fake = tmp_path / "student" / "course"
@@ -107,7 +107,7 @@ def test_a_course_package_in_the_students_folder_never_replaces_the_launchers(tm
     sandbox.write_kernelspec(tmp_path / "jupyter", hide=[tmp_path / "course"])
     kernel = json.loads((tmp_path / "jupyter" / "kernels" / sandbox.KERNEL_NAME / "kernel.json").read_text())["argv"]
     launcher = kernel[:kernel.index("--") + 1]
-    for command in (launcher + ["true"], judge_command(kernel)[:-4] + [sys.executable, "-I", "-c", "import course.judge"]):
+    for command in (launcher + ["true"], judge_command(kernel)[:-4] + [sys.executable, "-I", "-c", "import course.grading.judge"]):
         subprocess.run(command, cwd=tmp_path / "student", capture_output=True, timeout=120)
     assert not marker.exists()
 
@@ -262,7 +262,7 @@ def test_the_launcher_sets_os_limits_that_the_sandboxed_code_inherits(tmp_path):
             "f = open('big.bin', 'wb')\n"
             "try:\n    f.write(b'x' * 2**21)\n    f.flush()\nexcept OSError as error:\n    print(error.errno, error.strerror)\n"
             "print('alive')")
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}",
+    launcher = [sys.executable, "-I", "-m", "course.grading.sandbox", f"--hide={tmp_path / 'course'}",
                 "--max-file-bytes=1048576", "--task-headroom=100", "--"]
     before = sandbox.tasks_of(os.getuid())
     done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -274,7 +274,7 @@ def test_the_launcher_sets_os_limits_that_the_sandboxed_code_inherits(tmp_path):
     assert (efbig, alive) == ("27 File too large", "alive")
     assert (tmp_path / "big.bin").stat().st_size == 2**20
     assert sandbox.OS_LIMITS.max_file_bytes == sandbox.wire.MAX_FILE_BYTES  # what the judge reads still fits
-    refused = subprocess.run([sys.executable, "-I", "-m", "course.sandbox", "--max-file-bytes=lots", "--", "true"],
+    refused = subprocess.run([sys.executable, "-I", "-m", "course.grading.sandbox", "--max-file-bytes=lots", "--", "true"],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 1 and refused.stderr.startswith("usage:")
 
@@ -301,7 +301,7 @@ def test_system_v_shared_memory_and_queues_are_capped_in_a_namespace_of_the_sand
             "print(shm(65 * 2**20), shm(64 * 2**20), shm(2**20))\n"
             "queues = [libc.msgget(0, 0o1600) for _ in range(17)]\n"
             "print(sum(q >= 0 for q in queues), ctypes.get_errno())")
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", "--"]
+    launcher = [sys.executable, "-I", "-m", "course.grading.sandbox", f"--hide={tmp_path / 'course'}", "--"]
     done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
                           timeout=60)
     assert open("/proc/sys/kernel/msgmni").read().strip() != "16"
@@ -330,7 +330,7 @@ def test_the_sandboxs_tasks_and_memory_are_capped_by_cgroups_of_its_own(tmp_path
             "print('in /tmp', flush=True)\n"
             "block = bytearray(100 * 2**20)\n"
             "print('survived')")
-    launcher = [sys.executable, "-I", "-m", "course.sandbox", f"--hide={tmp_path / 'course'}", f"--cgroup={name}",
+    launcher = [sys.executable, "-I", "-m", "course.grading.sandbox", f"--hide={tmp_path / 'course'}", f"--cgroup={name}",
                 "--max-tasks=40", f"--max-memory-bytes={256 * 2**20}", "--"]
     try:
         done = subprocess.run(launcher + [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True,

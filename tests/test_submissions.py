@@ -1,11 +1,11 @@
-"""course.submissions: sample submissions built from release/ and source/."""
+"""course.grading.submissions: sample submissions built from release/ and source/."""
 
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course import submissions
+from course.grading import submissions
 
 ROOT = Path(__file__).parents[1]
 RELEASE = ROOT / "release" / "01_images" / "01_images.ipynb"

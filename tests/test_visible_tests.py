@@ -23,7 +23,7 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from course import judge
+from course.grading import judge
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""course.wire: values cross between the student's kernel and the judge as data only."""
+"""course.grading.wire: values cross between the student's kernel and the judge as data only."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from course import wire
+from course.grading import wire
 
 
 def _round_trip(tmp_path, value, **decoder_options):
@@ -117,7 +117,7 @@ def test_reading_refuses_links_special_files_and_oversized_files(tmp_path):
 
 
 def test_the_kernel_side_answers_get_has_and_call_requests(tmp_path, monkeypatch):
-    """What course.wire.handle does in the student's kernel, with a plain dict as the notebook's names."""
+    """What course.grading.wire.handle does in the student's kernel, with a plain dict as the notebook's names."""
     def double(x):
         x *= 2  # changes its argument in place
         return x.sum()

@@ -1,6 +1,6 @@
-"""Stop a fork bomb in a student's sandbox within a fraction of a second: ``python -m course.forkwatch PID MAX``.
+"""Stop a fork bomb in a student's sandbox within a fraction of a second: ``python -m course.grading.forkwatch PID MAX``.
 
-``course grade`` (course/batch.py) starts one watcher process beside each
+``course grade`` (course/grading/batch.py) starts one watcher process beside each
 nbgrader process it runs. The watcher counts the processes in the PID namespace
 of each kernel sandbox under nbgrader (``PID``) every 0.02 s and, past ``MAX``,
 kills that namespace's first process, which takes every process in the
@@ -101,7 +101,7 @@ def stop_fork_bombs(nbgrader: int, max_processes: int) -> bool:
     for top in children_of(nbgrader):
         try:
             with open(f"/proc/{top}/cmdline", "rb") as cmdline:
-                if b"course.judge" in cmdline.read():
+                if b"course.grading.judge" in cmdline.read():
                     continue
         except OSError:
             continue

@@ -2,7 +2,7 @@
 
 Every assignment in ``source/`` is released with ``nbgrader generate_assignment``;
 the sample submissions of all of them (``tests/submissions/<assignment>.yml``,
-built by course/submissions.py) are graded together by ``course grade`` (course/batch.py:
+built by course/grading/submissions.py) are graded together by ``course grade`` (course/grading/batch.py:
 sandboxed, bounded, in parallel, with feedback); ``nbgrader export`` writes
 ``grades.csv``, returned as a table. An assignment with a leaderboard (the capstone) prints it.
 
@@ -17,7 +17,7 @@ import csv
 import shutil
 from pathlib import Path
 
-from course import batch, leaderboard, pipeline, progress, submissions
+from course.grading import batch, leaderboard, pipeline, progress, submissions
 
 # Each sample's seconds in a `course demo` on 2 cores (logs/grading-times.json of that run).
 SAMPLE_TIMINGS = pipeline.SAMPLES_DIR / "grading-times.json"

@@ -3,9 +3,9 @@
 A student's code can redefine anything in its own interpreter: modules,
 builtins, IPython's hooks and AST transformers, the display hook. So the graded
 test cells (visible and hidden tests) run here, in a process where no student
-code ever runs, started by :class:`course.grading.JudgedExecute` once per
+code ever runs, started by :class:`course.grading.preprocessors.JudgedExecute` once per
 notebook. The names a test reads from the notebook (``preprocess``, ``x_train``,
-``model``) arrive from the student's kernel as data (course/wire.py): arrays,
+``model``) arrive from the student's kernel as data (course/grading/wire.py): arrays,
 numbers, strings, Keras model files; a function arrives as a stand-in that,
 when called, asks the kernel to run it on the test's arguments and sends the
 result back as data. The cell's outputs (what it prints, its last value, its
@@ -43,7 +43,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from course import wire
+from course.grading import wire
 
 BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
 END_HIDDEN = "### END HIDDEN TESTS"
@@ -366,7 +366,7 @@ class Judge:
 
 
 def main() -> None:
-    """``python -I -m course.judge``: serve the grader on stdin and the original stdout."""
+    """``python -I -m course.grading.judge``: serve the grader on stdin and the original stdout."""
     protocol_out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything else written to stdout (libraries, C code) goes to the log instead
     sys.stdout = os.fdopen(1, "w", buffering=1)

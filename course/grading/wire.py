@@ -1,6 +1,6 @@
 """Values as data between a student's kernel and the judge that grades it (``course grade``).
 
-The judge (course/judge.py) runs the graded test cells in a process of its own;
+The judge (course/grading/judge.py) runs the graded test cells in a process of its own;
 the names those cells read from the student's notebook arrive from the student's
 kernel through this module, as *data only*:
 

@@ -1,6 +1,6 @@
 """The instructor's nbgrader steps, run as nbgrader's own commands in a course folder.
 
-Used by ``course demo`` (course/demo.py), ``course grade`` (course/batch.py) and the tests.
+Used by ``course demo`` (course/grading/demo.py), ``course grade`` (course/grading/batch.py) and the tests.
 Every step is the documented nbgrader command an instructor would type, run
 with this Python so that the course's configuration and kernel are the same.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from course import submissions
+from course.grading import submissions
 
 SAMPLES_DIR = Path("tests") / "submissions"
 # nbgrader reads a submission's time from timestamp.txt, as `nbgrader collect`
@@ -36,8 +36,8 @@ def nbgrader_command(*args: str) -> list[str]:
 
 def autograde_command(*args: str) -> list[str]:
     """``nbgrader autograde`` and then ``nbgrader generate_feedback``, both ``--force``, in one Python
-    (course/autograde.py, which says what ``args`` are): what ``course grade`` runs in each submission's workspace."""
-    return [sys.executable, "-m", "course.autograde", *args]
+    (course/grading/autograde.py, which says what ``args`` are): what ``course grade`` runs in each submission's workspace."""
+    return [sys.executable, "-m", "course.grading.autograde", *args]
 
 
 def nbgrader_env() -> dict[str, str]:

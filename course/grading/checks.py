@@ -9,7 +9,7 @@ notebook therefore save the model to a file and measure it with
 files a student put beside the notebook) loads the file and the test set
 itself and reports the parameter count, the layers and the test accuracy.
 
-Under ``course grade`` the hidden tests run in the judge (course/judge.py), where
+Under ``course grade`` the hidden tests run in the judge (course/grading/judge.py), where
 no student code runs: there the measurement is taken in the judge's own process,
 which saves starting a fresh Python for every check.
 """
@@ -40,7 +40,7 @@ def fresh_report(model: Any, dataset: str | None = None, standardize: Standardiz
 
     ``standardize=(mean, std)``: the model expects ``(pixels / 255 - mean) / std`` per channel
     (``06_normalization_optimizers``) instead of ``pixels / 255``."""
-    from course import wire
+    from course.grading import wire
 
     # wire.PRIVATE_TMP: in the judge, tempfile's folder is one the kernel shares.
     with tempfile.TemporaryDirectory(prefix="course-check-", dir=wire.PRIVATE_TMP) as folder:
@@ -59,7 +59,7 @@ def file_report(path: Path, dataset: str | None = None, standardize: Standardiza
             return measure(Path(path), dataset, standardize)
         except Exception as error:
             raise RuntimeError(f"the saved model could not be measured: {type(error).__name__}: {error}") from None
-    command = [sys.executable, "-I", "-m", "course.checks", str(path), *([dataset] if dataset else [])]
+    command = [sys.executable, "-I", "-m", "course.grading.checks", str(path), *([dataset] if dataset else [])]
     if standardize is not None:
         mean, std = standardize
         command += ["--standardize", json.dumps([[float(v) for v in mean], [float(v) for v in std]])]
@@ -72,9 +72,9 @@ def file_report(path: Path, dataset: str | None = None, standardize: Standardiza
 @contextlib.contextmanager
 def checked_copy(path: Path) -> Iterator[Path]:
     """A private copy of the model file at ``path`` whose configuration names only Keras' own classes
-    (:func:`course.wire.check_keras_file`): what is loaded is the bytes checked, whatever happens to
+    (:func:`course.grading.wire.check_keras_file`): what is loaded is the bytes checked, whatever happens to
     ``path`` meanwhile. In the judge the copy lies where the student's kernel cannot reach."""
-    from course import wire
+    from course.grading import wire
 
     checked = Path(path).read_bytes()
     wire.check_keras_file(checked)

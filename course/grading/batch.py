@@ -5,30 +5,30 @@ SQLite gradebook (nbgrader issue 174). Here each submission is autograded by
 nbgrader itself, in its own throwaway workspace holding a copy of the
 gradebook, the configuration and that one submission, so parallel workers
 never share a database; the same process then writes that submission's
-feedback (course/autograde.py). Each workspace's grades are then merged into
+feedback (course/grading/autograde.py). Each workspace's grades are then merged into
 the course's gradebook, one at a time, and the autograded notebook and its
 feedback page are copied back.
 With ``--scheduler`` the workspaces are on the workers of a Dask cluster instead
-(course/cluster.py); the merge stays here.
+(course/grading/cluster.py); the merge stays here.
 
 Each submission is bounded and isolated:
 
-- its kernel runs in a bubblewrap sandbox (course/sandbox.py) that hides the
+- its kernel runs in a bubblewrap sandbox (course/grading/sandbox.py) that hides the
   course folder, every workspace but its own working folder, and the hidden
   tests in the notebook being graded;
 - a cell past ``Execute.timeout`` is interrupted and fails (nbgrader); one
-  that swallows the interrupt has its kernel killed (course/grading.py);
+  that swallows the interrupt has its kernel killed (course/grading/preprocessors.py);
 - a kernel whose processes together hold more than the memory limit is
   killed: its cells from there on fail, the earlier ones keep their points
-  (course/grading.py). Files written in the sandbox's in-memory folders
+  (course/grading/preprocessors.py). Files written in the sandbox's in-memory folders
   (``/tmp``, ``/dev/shm``, the empty home folder) and anonymous in-memory
   files (``memfd_create``) count in that memory;
 - a kernel with more than :data:`MAX_PROCESSES` processes, or
   :data:`MAX_THREADS` threads, is killed the same way (a fork bomb ends in
   well under a second: a watcher process at a real-time priority,
-  course/forkwatch.py, kills its sandbox's first process, which ends its PID
+  course/grading/forkwatch.py, kills its sandbox's first process, which ends its PID
   namespace);
-- the OS limits of course/sandbox.py hold inside the sandbox: a file past
+- the OS limits of course/grading/sandbox.py hold inside the sandbox: a file past
   1 GiB cannot be written (``OSError: File too large`` in the student's cell),
   no core dumps;
 - a kernel whose workspace takes more than :data:`DISK_GIB` on disk (deleted
@@ -36,7 +36,7 @@ Each submission is bounded and isolated:
   files, is killed; each workspace is removed once merged;
 - the kernel's outputs are capped where nbgrader keeps them: a message over
   8 MiB is dropped, a cell's outputs past 16 MiB and a notebook's past 64 MiB
-  are cut (course/grading.py); nbgrader's own process past
+  are cut (course/grading/preprocessors.py); nbgrader's own process past
   :data:`GRADER_MEMORY_GIB` is killed as a last resort, and the submission is
   not graded;
 - a submission past its wall-clock limit is killed and graded 0.
@@ -45,7 +45,7 @@ The reason for any of these is in the submission's line of the report.
 
 A submission is hostile, and nothing one student leaves behind reaches the
 instructor: files cross between the course folder and a workspace only through
-:func:`course.sandbox.copy_files` (no link followed, regular files only, size
+:func:`course.grading.sandbox.copy_files` (no link followed, regular files only, size
 and count capped; back from the workspace only the assignment's own notebooks,
 their feedback pages and ``*.keras``),
 and :func:`collect_zips` takes a student's id only from the name the LMS gave
@@ -82,8 +82,8 @@ from typing import IO, Any, Callable, Iterator
 
 import psutil
 
-from course import forkwatch, layout, pipeline, preflight, progress, sandbox
-from course.autograde import NO_FEEDBACK
+from course.grading import forkwatch, layout, pipeline, preflight, progress, sandbox
+from course.grading.autograde import NO_FEEDBACK
 
 # nbgrader and SQLAlchemy are imported where the gradebook is used: importing
 # them takes seconds, and `course --help` should not wait for that.
@@ -117,22 +117,22 @@ def students(root: Path, assignment: str, where: layout.Layout | None = None) ->
     return sorted(p.parent.name for p in where.step("submitted").glob(f"*/{assignment}") if p.is_dir())
 
 
-# The judge (course/judge.py) holds the values the tests read from the kernel; it has a
+# The judge (course/grading/judge.py) holds the values the tests read from the kernel; it has a
 # limit of its own, so that a notebook's own memory and the grader's copies of its
 # arrays do not add up against the student (06_normalization_optimizers: kernel 3.6 GB,
 # judge 2.5 GB).
 JUDGE_MEMORY_GIB = 4.0
-# The sandbox's memory cgroup (course/sandbox.py) holds the kernel and the judge: its limit is theirs
+# The sandbox's memory cgroup (course/grading/sandbox.py) holds the kernel and the judge: its limit is theirs
 # plus this margin, so that the watcher, which says why, kills first.
 CGROUP_MEMORY_MARGIN_GIB = 1.0
 # A kernel whose processes (not threads) pass this many is killed: its sandbox is counted
-# every 0.02 s (course/forkwatch.py), and the sandbox's PID namespace takes everything in it
+# every 0.02 s (course/grading/forkwatch.py), and the sandbox's PID namespace takes everything in it
 # down with its first process. Threads are counted apart, every 0.2 s: TensorFlow starts
 # dozens, hundreds on a machine with many cores, in one process.
 MAX_PROCESSES = 256
 MAX_THREADS = 4096
 # nbgrader's own process (outside the sandbox) keeps every output the kernel sends until the
-# notebook is written. Those are capped (course/grading.py: per message, cell and notebook);
+# notebook is written. Those are capped (course/grading/preprocessors.py: per message, cell and notebook);
 # this is the backstop. Past it the submission is not graded.
 GRADER_MEMORY_GIB = 3.0
 # A kill's problem line says that files count when they were at least this much of it.
@@ -155,7 +155,7 @@ def _judge_pids(nbgrader: int) -> set[int]:
     for child in forkwatch.children_of(nbgrader):
         try:
             with open(f"/proc/{child}/cmdline", "rb") as cmdline:
-                if b"course.judge" not in cmdline.read():
+                if b"course.grading.judge" not in cmdline.read():
                     continue
             pids.add(child)
             pids.update(grandchild.pid for grandchild in psutil.Process(child).children(recursive=True))
@@ -306,11 +306,11 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
                   grader_limit_bytes: float = GRADER_MEMORY_GIB * GIB, disk: Path | None = None,
                   disk_limit_bytes: float = DISK_GIB * GIB) -> None:
     """Watch the processes under nbgrader until nbgrader ends, every 0.2 s (the disk every 2 s); a process of
-    its own counts the kernel sandbox's processes every 0.02 s (course/forkwatch.py).
+    its own counts the kernel sandbox's processes every 0.02 s (course/grading/forkwatch.py).
 
     The kernel's processes are killed when together they hold more than ``limit_bytes``
     (their resident memory plus what their sandbox's in-memory folders ``tmpfs`` hold,
-    see :func:`course.sandbox.tmpfs_folders`), or when they are more than
+    see :func:`course.grading.sandbox.tmpfs_folders`), or when they are more than
     ``max_processes`` processes or ``max_threads`` threads; the judge's when they hold
     more than ``judge_limit_bytes``. nbgrader itself, and all under it, is killed when
     its own process holds more than ``grader_limit_bytes``: the submission is then not
@@ -322,7 +322,7 @@ def _watch_memory(process: subprocess.Popen[bytes], limit_bytes: float, outcome:
     watchers in ``course grade``'s process starved its other threads of the GIL, so a
     looping submission was never stopped at its wall-clock limit."""
     folders = tmpfs or []
-    bombs = subprocess.Popen([sys.executable, "-I", "-m", "course.forkwatch", str(process.pid), str(max_processes)],
+    bombs = subprocess.Popen([sys.executable, "-I", "-m", "course.grading.forkwatch", str(process.pid), str(max_processes)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     looks = 0
     try:
@@ -502,10 +502,10 @@ def grade_one(root: Path, assignment: str, student: str, workdir: Path, wall_sec
 
     The course folder is only read; the gradebook is copied from ``workdir/gradebook.db``,
     a snapshot that, unlike the course's, no merge writes to meanwhile. The
-    submission is copied in by :func:`course.sandbox.copy_files`: a link in it
+    submission is copied in by :func:`course.grading.sandbox.copy_files`: a link in it
     brings nothing of the grader's into the workspace. ``processes`` tracks
     nbgrader's process so that ``grade`` can stop it. ``environment`` is set for nbgrader (a Dask task
-    brings the client's ``COURSE_CELL_TIMEOUT``, course/cluster.py); ``hidden`` are more folders the sandbox
+    brings the client's ``COURSE_CELL_TIMEOUT``, course/grading/cluster.py); ``hidden`` are more folders the sandbox
     hides (a Dask worker's: every task's folder on that machine).
     """
     start = time.monotonic()
@@ -600,7 +600,7 @@ MODEL_FILES = "*.keras"
 
 
 def copied_back(notebooks: list[str]) -> tuple[str, ...]:
-    """What comes back from a workspace into autograded/ (:func:`course.sandbox.copy_files` patterns): the
+    """What comes back from a workspace into autograded/ (:func:`course.grading.sandbox.copy_files` patterns): the
     assignment's own notebooks, named as the gradebook knows them, and the model files. Scratch files the
     student's code wrote stay behind, and so does every link; so does any other notebook it wrote there:
     nbgrader would look for its grades and fail that assignment's feedback."""
@@ -637,7 +637,7 @@ def assignment_notebooks(db_url: str, assignment: str) -> list[str]:
 def merge(root: Path, workspace: Path, outcome: Outcome, where: layout.Layout | None = None) -> None:
     """Copy one workspace's submission, grades, comments and feedback into the course gradebook and folders.
 
-    Only the regular files :func:`copied_back` names come back, by :func:`course.sandbox.copy_files`, and
+    Only the regular files :func:`copied_back` names come back, by :func:`course.grading.sandbox.copy_files`, and
     the feedback pages of the assignment's notebooks; what it skipped is added to ``outcome.problems``.
     A submission not graded keeps no earlier feedback: its tests score 0, and an older page would say otherwise.
     """
@@ -663,8 +663,8 @@ def copy_back(workspace: Path, where: layout.Layout, student: str, assignment: s
               autograded: Path, feedback: Path) -> list[str]:
     """Copy what comes back from one workspace: the regular files :func:`copied_back` names of
     ``student``'s autograded ``assignment`` into ``autograded``, and the :func:`feedback_pages` of its
-    ``notebooks`` into ``feedback``, both by :func:`course.sandbox.copy_files`; what it skipped.
-    Used by :func:`merge` here and by :func:`course.cluster.run_task` on a Dask worker."""
+    ``notebooks`` into ``feedback``, both by :func:`course.grading.sandbox.copy_files`; what it skipped.
+    Used by :func:`merge` here and by :func:`course.grading.cluster.run_task` on a Dask worker."""
     problems: list[str] = []
     for folder, patterns, destination in ((where.autograded, copied_back(notebooks), autograded),
                                           (where.feedback, feedback_pages(notebooks), feedback)):
@@ -1086,7 +1086,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     SIGTERM stop everything (see :func:`_stop`) and exit with 128 + the signal.
 
     ``scheduler`` (``tcp://HOST:PORT``) or ``scheduler_file`` grades on the workers of
-    a Dask cluster instead of ``jobs`` local ones (course/cluster.py); merging and export stay here.
+    a Dask cluster instead of ``jobs`` local ones (course/grading/cluster.py); merging and export stay here.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, not {jobs}")
@@ -1117,7 +1117,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
     expected = progress.with_defaults(stored.assignments)
     submissions = progress.longest_first(submissions, expected, stored.submissions)
     if scheduler is not None or scheduler_file is not None:
-        from course import cluster
+        from course.grading import cluster
 
         remote = cluster.Remote(scheduler, scheduler_file)
         remote.connect()
@@ -1143,7 +1143,7 @@ def grade(root: Path, assignments: list[str], jobs: int = 1, wall_seconds: float
 
 
 def _check_graders(root: Path, graded: list[str], sandboxed: bool, where: layout.Layout, remote: Any) -> None:
-    """Can this machine, or every worker of ``remote`` (course/cluster.py), grade? SystemExit, changing nothing, if not."""
+    """Can this machine, or every worker of ``remote`` (course/grading/cluster.py), grade? SystemExit, changing nothing, if not."""
     if remote is None:
         try:
             preflight.check(root, graded, sandboxed, where)
@@ -1181,7 +1181,7 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
             pending: dict[Future[Any], tuple[str, str]] = {}
             notes: dict[tuple[str, str], list[str]] = {}  # problems found before the worker graded it
             if remote is not None:
-                from course import cluster
+                from course.grading import cluster
 
                 gradebook, versions = snapshot.read_bytes(), cluster.versions()
                 datasets = tuple(preflight.datasets_used(where.step("source"), sorted({a for a, _ in submissions})))
@@ -1261,7 +1261,7 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
     return outcomes
 
 
-# The problem line of a submission whose Dask worker was lost mid-task (course/cluster.py).
+# The problem line of a submission whose Dask worker was lost mid-task (course/grading/cluster.py).
 LOST = "its worker was lost mid-task"
 
 
@@ -1269,13 +1269,13 @@ def _finish(root: Path, scratch: Path, future: Future[Any], assignment: str, stu
             where: layout.Layout | None = None, remote: Any = None, notes: list[str] | None = None) -> Outcome:
     """One submission's outcome, merged into the course; a failure is the student's problem line, not the batch's.
 
-    With ``remote`` (course/cluster.py) the future holds what the worker sent back, laid out here first;
+    With ``remote`` (course/grading/cluster.py) the future holds what the worker sent back, laid out here first;
     ``notes`` are problems found before the worker graded it (files not copied, a worker lost)."""
     where = where or layout.read(root)
     try:
         outcome = future.result()
         if remote is not None and not isinstance(outcome, Outcome):
-            from course import cluster
+            from course.grading import cluster
 
             outcome = cluster.receive(root, scratch, outcome, where, assignment, student)
     except Exception as error:  # noqa: BLE001 (one student's failure must not stop the batch)

@@ -28,7 +28,7 @@ from typing import Any
 
 import nbformat
 
-from course import layout
+from course.grading import layout
 
 MARKER = "LEADERBOARD "
 GRADE_ID = "challenge_accuracy_tiers"
@@ -68,7 +68,7 @@ class Entry:
 
 
 def record(report: dict[str, Any], course_labels_digest: str | None = None) -> None:
-    """Print the leaderboard line for a :func:`course.checks.file_report` result (called by the hidden test).
+    """Print the leaderboard line for a :func:`course.grading.checks.file_report` result (called by the hidden test).
     ``course_labels_digest`` is :func:`course.training.labels_digest` of the course's training split, which the
     record's ``train_labels_sha256`` is compared with."""
     line: dict[str, Any] = {"accuracy": round(float(report["accuracy"]), 4), "params": int(report["params"])}
@@ -99,7 +99,7 @@ def _measured(notebook: nbformat.NotebookNode, grade_id: str) -> dict[str, Any] 
 
 def entries(root: Path, assignment: str, grade_id: str = GRADE_ID) -> tuple[list[Entry], list[str]]:
     """The ranked entries (best accuracy first, then fewer parameters) and the students without a measured model,
-    from the course's autograded folder (course/layout.py)."""
+    from the course's autograded folder (course/grading/layout.py)."""
     ranked, unmeasured = [], []
     for path in sorted(layout.read(root).step("autograded").glob(f"*/{assignment}/*.ipynb")):
         student = path.parent.parent.name

@@ -24,7 +24,7 @@ def repository_url(root: Path) -> str:
 
 def badge(repository: str, assignment: str, branch: str = "main", folder: str = "release") -> str:
     """Markdown for the badge that opens ``<folder>/<assignment>/<assignment>.ipynb`` of ``branch`` (or a tag)
-    in Colab; the student edition (course/publish.py) keeps its notebooks in ``notebooks/``."""
+    in Colab; the student edition (course/grading/publish.py) keeps its notebooks in ``notebooks/``."""
     path = repository.removeprefix("https://github.com/")
     return (
         "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"

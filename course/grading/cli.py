@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         command_line.error(f"unrecognized arguments: {' '.join(unknown)}")
 
     if args.command == "worker":
-        from course import cluster, preflight
+        from course.grading import cluster, preflight
 
         datasets = [name for name in args.datasets.split(",") if name]
         strange = sorted(set(datasets) - set(preflight.DATASETS))
@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / "nbgrader_config.py").is_file():
         command_line.error(f"{root} is not a course folder: it has no nbgrader_config.py")
     if args.command == "release":
-        from course import pipeline
+        from course.grading import pipeline
 
         for assignment in args.assignments or pipeline.assignments(root):
             pipeline.release(root, assignment)
     elif args.command == "grade":
-        from course import batch, pipeline
+        from course.grading import batch, pipeline
 
         if args.no_sandbox and (args.scheduler or args.scheduler_file):
             command_line.error("--no-sandbox cannot go to a Dask cluster: a kernel outside the sandbox reaches the "
@@ -143,23 +143,23 @@ def main(argv: list[str] | None = None) -> int:
         if outcomes:
             print(batch.summary(outcomes))
     elif args.command == "leaderboard":
-        from course import leaderboard
+        from course.grading import leaderboard
 
         ranked, unmeasured = leaderboard.entries(root, args.assignment)
         if not ranked and not unmeasured:
-            from course import layout
+            from course.grading import layout
 
             command_line.error(f"no autograded submissions of {args.assignment} in "
                                f"{layout.read(root).step('autograded')}: run `course grade {args.assignment}` first")
         print(leaderboard.format_table(ranked, unmeasured))
         leaderboard.write_csv(root / "leaderboard.csv", ranked)
     elif args.command == "links":
-        from course import colab
+        from course.grading import colab
 
         for path in colab.update_links(root):
             print(f"updated {path.relative_to(root)}")
     elif args.command == "publish":
-        from course import publish
+        from course.grading import publish
 
         try:
             written = publish.publish(root, args.out.resolve(), args.url, args.tag, args.hub)
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Wrote the student edition ({len(written)} files) to {args.out}: no solution, hidden test or grading "
               f"code in it. Push it to {args.url} and tag it {args.tag}.")
     else:
-        from course import demo
+        from course.grading import demo
 
         print(demo.run(root, args.jobs))
         off = demo.unexpected_scores(root)

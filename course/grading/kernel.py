@@ -1,7 +1,7 @@
 """The student's kernel as ``course grade`` starts it: ipykernel, whose error messages fit the grader's cap.
 
 The grader reads no kernel message over 8 MiB (``CappedKernelClient`` in
-course/grading.py): ZeroMQ refuses it unread and drops that connection. The
+course/grading/preprocessors.py): ZeroMQ refuses it unread and drops that connection. The
 output channel is connected again; the channel that carries a cell's reply is
 not, so a reply that size would leave the grader waiting for it until the cell's
 time limit, then kill the kernel, and every exercise after it would be lost.
@@ -15,7 +15,7 @@ Here every ``error`` message and ``execute_reply`` leaves the kernel with its
 process the student controls, so it protects the student's own later exercises,
 nothing else: code that undoes it can only lose its own points.
 
-    python -m course.kernel -f CONNECTION_FILE      (as ``python -m ipykernel_launcher``)
+    python -m course.grading.kernel -f CONNECTION_FILE      (as ``python -m ipykernel_launcher``)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ once deleted test cells are put back (``OverwriteCells.add_missing_cells``):
 gradebook does not know makes it fail the whole notebook: :class:`DropUnknownGradeIds`.
 
 :class:`JudgedExecute` grades the test cells outside the student's kernel: each
-graded test cell runs in the judge (course/judge.py), a separate process where no
+graded test cell runs in the judge (course/grading/judge.py), a separate process where no
 student code runs, and only the judge's outputs are graded. The kernel runs the
 visible part of each test cell (its outputs dropped), so the notebook's state is
 what the student saw; it never receives a hidden test.
@@ -61,12 +61,12 @@ from nbgrader.preprocessors import DeduplicateIds, Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
 from traitlets import Bool, Dict, Float, Integer, Unicode
 
-from course import judge as judge_module
-from course.sandbox import OS_LIMITS
+from course.grading import judge as judge_module
+from course.grading.sandbox import OS_LIMITS
 
 KERNEL_DIED = "The kernel died while running this cell (a crash, os._exit, or too much memory)."
 MIB = 2**20
-# A write past the sandbox's RLIMIT_FSIZE fails with this error in the student's cell (course/sandbox.py).
+# A write past the sandbox's RLIMIT_FSIZE fails with this error in the student's cell (course/grading/sandbox.py).
 FILE_TOO_LARGE = "[Errno 27] File too large"
 FILE_SIZE_LIMIT = f"{OS_LIMITS.max_file_bytes / MIB:g} MiB"
 # The kernel messages that become outputs, or state nbclient keeps (widgets): what the output caps count.
@@ -296,14 +296,14 @@ class DropUnknownGradeIds(NbGraderPreprocessor):
         return nb, resources
 
 
-# The longest message read from the judge. Its outputs are capped (course/judge.py: 100,000 characters
+# The longest message read from the judge. Its outputs are capped (course/grading/judge.py: 100,000 characters
 # printed, 10,000 of a value or an error) and its other messages are short, so a longer line means a
 # broken judge: it is killed, and the cell fails as for a judge that stopped.
 MAX_JUDGE_LINE = 4 * 2**20
 
 
 class JudgeProcess:
-    """The judge (``python -I -m course.judge``), started beside a student's kernel and spoken to in JSON lines."""
+    """The judge (``python -I -m course.grading.judge``), started beside a student's kernel and spoken to in JSON lines."""
 
     def __init__(self, argv: list[str], cwd: str, log: Any) -> None:
         self.process = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -346,14 +346,14 @@ class JudgeProcess:
 
 
 def judge_command(kernel_argv: list[str]) -> list[str]:
-    """How to start the judge: ``python -I -m course.judge``, inside the kernel's sandbox when it has one
+    """How to start the judge: ``python -I -m course.grading.judge``, inside the kernel's sandbox when it has one
     (the kernel's command up to its ``--``).
 
     Every Python here starts isolated (``-I``): the judge starts in the student's folder,
-    and without ``-I`` a ``course/sandbox.py`` placed there would run instead of ours,
+    and without ``-I`` a ``course/grading/sandbox.py`` placed there would run instead of ours,
     outside the sandbox."""
-    judge = [sys.executable, "-I", "-m", "course.judge"]
-    if "course.sandbox" not in kernel_argv or "--" not in kernel_argv:
+    judge = [sys.executable, "-I", "-m", "course.grading.judge"]
+    if "course.grading.sandbox" not in kernel_argv or "--" not in kernel_argv:
         return judge
     launcher = kernel_argv[:kernel_argv.index("--") + 1]
     start = launcher.index("-m") if "-m" in launcher else 1
@@ -365,7 +365,7 @@ def judge_command(kernel_argv: list[str]) -> list[str]:
 class JudgedExecute(CrashTolerantExecute):
     """:class:`CrashTolerantExecute`, with every graded test cell judged outside the student's kernel.
 
-    For a graded test cell, the judge (course/judge.py) runs the whole cell, visible
+    For a graded test cell, the judge (course/grading/judge.py) runs the whole cell, visible
     and hidden tests, fetching the notebook's names from the kernel as data; its
     outputs become the cell's outputs, which nbgrader grades. Then the kernel runs
     the cell's visible part only, so that names it defines exist for later cells;
@@ -375,7 +375,7 @@ class JudgedExecute(CrashTolerantExecute):
     Under ``course grade`` the judge runs in the same bubblewrap sandbox as the
     kernel (the kernel's own command, up to its ``--``)."""
 
-    judge = Bool(True, help="Judge graded test cells outside the student's kernel (course/judge.py).").tag(config=True)
+    judge = Bool(True, help="Judge graded test cells outside the student's kernel (course/grading/judge.py).").tag(config=True)
     judge_timeout = Float(
         600.0, help="Seconds the judge may spend on one test cell, not counting the kernel's answers.",
     ).tag(config=True)
@@ -473,7 +473,7 @@ class JudgedExecute(CrashTolerantExecute):
             return self._kernel_state, "the notebook's kernel is no longer available"
         if not folder.startswith(str(self._exchange) + os.sep):
             return "error", "a request outside the exchange folder"
-        code = f"__import__('course.wire', fromlist=['handle']).handle({folder!r})"
+        code = f"__import__('course.grading.wire', fromlist=['handle']).handle({folder!r})"
         status, text = run_sync(self._async_kernel_request)(code)
         if status in ("timeout", "dead"):
             self._kernel_state = status

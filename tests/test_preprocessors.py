@@ -1,4 +1,4 @@
-"""course.grading: a crashed kernel fails the cells from the crash on, not the notebook; copied cells do not break grading."""
+"""course.grading.preprocessors: a crashed kernel fails the cells from the crash on, not the notebook; copied cells do not break grading."""
 
 import sys
 import time
@@ -6,7 +6,7 @@ import time
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course.grading import CrashTolerantExecute, DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute, cell_time_limit
+from course.grading.preprocessors import CrashTolerantExecute, DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute, cell_time_limit
 
 
 def test_cells_before_a_crash_keep_their_outputs_and_later_ones_fail():
@@ -199,7 +199,7 @@ def test_a_function_that_kills_its_kernel_fails_that_test_and_the_later_ones(tmp
 def test_a_cell_with_a_grade_id_the_gradebook_does_not_know_becomes_a_plain_cell(tmp_path, monkeypatch):
     from nbgrader.api import Gradebook
 
-    from course import pipeline
+    from course.grading import pipeline
 
     monkeypatch.setenv("PATH", pipeline.nbgrader_env()["PATH"])  # the gradebook runs `alembic`
     db_url = f"sqlite:///{tmp_path / 'gradebook.db'}"
@@ -237,19 +237,19 @@ def test_a_display_update_from_the_kernel_cannot_rewrite_the_judges_result(tmp_p
 
 
 def test_the_judge_starts_isolated_inside_the_kernels_sandbox():
-    from course.grading import judge_command
+    from course.grading.preprocessors import judge_command
 
-    kernel = ["/py", "-m", "course.sandbox", "--hide=/course", "--", "/py", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    assert judge_command(kernel) == ["/py", "-I", "-m", "course.sandbox", "--hide=/course", "--",
-                                     sys.executable, "-I", "-m", "course.judge"]
-    assert judge_command(["/py", "-m", "ipykernel_launcher", "-f", "x"]) == [sys.executable, "-I", "-m", "course.judge"]
+    kernel = ["/py", "-m", "course.grading.sandbox", "--hide=/course", "--", "/py", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert judge_command(kernel) == ["/py", "-I", "-m", "course.grading.sandbox", "--hide=/course", "--",
+                                     sys.executable, "-I", "-m", "course.grading.judge"]
+    assert judge_command(["/py", "-m", "ipykernel_launcher", "-f", "x"]) == [sys.executable, "-I", "-m", "course.grading.judge"]
 
 
 def test_a_message_from_the_judge_past_its_limit_stops_the_judge_and_is_never_read_whole(monkeypatch):
     """A judge that works caps what it sends; a line longer than MAX_JUDGE_LINE is a broken judge."""
     import pytest
 
-    from course import grading
+    from course.grading import preprocessors as grading
 
     monkeypatch.setattr(grading, "MAX_JUDGE_LINE", 1000)
     talker = grading.JudgeProcess([sys.executable, "-c", "print('{\"op\": \"ready\"}'); print('x' * 5000); "

@@ -1,6 +1,6 @@
 """How long ``course grade`` will take: timings kept from the last run, longest-first order, an ETA.
 
-``course grade`` (course/batch.py) writes how long each submission took, and the median
+``course grade`` (course/grading/batch.py) writes how long each submission took, and the median
 of each assignment's, to ``logs/grading-times.json`` after every run. The next run uses
 them twice:
 

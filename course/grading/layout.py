@@ -4,7 +4,7 @@ nbgrader's ``CourseDirectory`` settings move the course root
 (``CourseDirectory.root``), rename the step folders (``source_directory``,
 ``release_directory``, ``submitted_directory``, ``autograded_directory``,
 ``feedback_directory``) and move the gradebook (``db_url``). ``course grade``
-(course/batch.py) reads and writes where nbgrader itself, and so the Formgrader,
+(course/grading/batch.py) reads and writes where nbgrader itself, and so the Formgrader,
 would: :func:`read` gives those places as a :class:`Layout`.
 
 What ``course grade`` cannot follow stops it before any grade changes

@@ -6,7 +6,7 @@ hidden test's traceback quotes the lines around the failure. This
 preprocessor, configured in ``nbgrader_config.py``, removes the hidden regions
 and cuts those cells' tracebacks to the exception's one-line message, which
 the test author writes for students. Errors written by the judge
-(course/judge.py), which quote a failing line only when it is visible, stay whole.
+(course/grading/judge.py), which quote a failing line only when it is visible, stay whole.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class HideHiddenTests(ClearHiddenTests):
 
 
 def _from_the_judge(output: NotebookNode) -> bool:
-    """An error as the judge (course/judge.py) writes it: the message, after the failing line only when that
+    """An error as the judge (course/grading/judge.py) writes it: the message, after the failing line only when that
     line is visible. It quotes no hidden test, so it stays whole."""
     lines = list(output.get("traceback", []))
     message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"

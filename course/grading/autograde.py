@@ -1,4 +1,4 @@
-"""``python -m course.autograde --graded-folder PATH [--notebook NAME]... ASSIGNMENT --student STUDENT [nbgrader
+"""``python -m course.grading.autograde --graded-folder PATH [--notebook NAME]... ASSIGNMENT --student STUDENT [nbgrader
 options]``: one submission graded, then its feedback written, by one Python (``course grade``'s worker, in the
 submission's workspace).
 
@@ -7,7 +7,7 @@ run in this process as nbgrader's own tests run its commands (``NbGraderApp`` in
 process, reset between the two): the second start of nbgrader (about 3 s of
 imports) is saved, and the feedback is written on the machine that graded, in
 the parallel workers or on a Dask worker, not one assignment after another at
-the end of the run. :func:`course.batch.merge` copies the feedback page into the
+the end of the run. :func:`course.grading.batch.merge` copies the feedback page into the
 course's ``feedback/`` with the autograded notebook.
 
 Both commands read the workspace's ``nbgrader_config.py``, a copy of the
@@ -32,8 +32,8 @@ import stat
 import sys
 from pathlib import Path
 
-# Written to the log (course/batch.py's problems_in_log reports it) when the feedback could not be generated.
-NO_FEEDBACK = "course.autograde: no feedback written:"
+# Written to the log (course/grading/batch.py's problems_in_log reports it) when the feedback could not be generated.
+NO_FEEDBACK = "course.grading.autograde: no feedback written:"
 MODEL_SUFFIX = ".keras"
 
 
@@ -74,7 +74,7 @@ def keep_only_graded(folder: Path, notebooks: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course.autograde", allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="python -m course.grading.autograde", allow_abbrev=False)
     parser.add_argument("--graded-folder", type=Path, required=True)
     parser.add_argument("--notebook", action="append", default=[])
     options, nbgrader_args = parser.parse_known_args(argv)

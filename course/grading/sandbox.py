@@ -1,9 +1,9 @@
 """A Jupyter kernel that runs a student's code inside a bubblewrap sandbox, for ``course grade``.
 
 nbgrader runs submissions with the instructor's rights, next to ``source/``
-(solutions, hidden tests) and ``gradebook.db``. ``course grade`` (course/batch.py)
+(solutions, hidden tests) and ``gradebook.db``. ``course grade`` (course/grading/batch.py)
 therefore points nbgrader's ``Execute`` at the kernel written by
-:func:`write_kernelspec`, whose command is ``python -m course.sandbox``: it
+:func:`write_kernelspec`, whose command is ``python -m course.grading.sandbox``: it
 starts the ordinary IPython kernel under Debian's ``bwrap`` so that the
 student's code
 
@@ -36,11 +36,11 @@ student's code
   limit above the watcher's (``course grade``: the kernel's and the judge's limits
   plus 1 GiB), a backstop the OS enforces, files in RAM-backed folders included.
 
-The other limits are ``course grade``'s watcher (course/batch.py): memory, with
+The other limits are ``course grade``'s watcher (course/grading/batch.py): memory, with
 the sandbox's RAM-backed folders (:func:`tmpfs_folders`) counted in it, and the
 number of processes and threads.
 
-The judge (course/judge.py) runs in the same sandbox, without any network: it
+The judge (course/grading/judge.py) runs in the same sandbox, without any network: it
 speaks to the grader through pipes.
 
 Files cross the sandbox's boundary twice, and both ways go through
@@ -63,7 +63,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course
-from course import data, wire
+from course import data
+from course.grading import wire
 
 KERNEL_NAME = "course-sandbox"
 INSTALL_HINT = "bubblewrap is not installed: `sudo apt-get install bubblewrap` (Debian/Ubuntu), or grade with --no-sandbox"
@@ -79,15 +80,15 @@ def write_kernelspec(jupyter_path: Path, hide: list[Path], cgroup: str | None = 
     """Write the sandboxed kernel's spec under ``jupyter_path/kernels``; put ``jupyter_path`` on ``JUPYTER_PATH``.
 
     The launcher runs isolated (``python -I``): it starts in the student's folder, and
-    without ``-I`` a ``course/sandbox.py`` submitted there would run instead of this
-    module, outside the sandbox. The kernel is ipykernel started by course/kernel.py, which keeps
+    without ``-I`` a ``course/grading/sandbox.py`` submitted there would run instead of this
+    module, outside the sandbox. The kernel is ipykernel started by course/grading/kernel.py, which keeps
     its error messages under the grader's message cap. With ``cgroup``, the kernel (and the judge
     beside it) run in cgroups of that name (:func:`join_cgroups`), their memory capped at ``memory_bytes``."""
     options = [f"--hide={Path(p).resolve()}" for p in hide]
     options += [f"--cgroup={cgroup}"] if cgroup else []
     options += [f"--max-memory-bytes={memory_bytes}"] if memory_bytes else []
-    argv = [sys.executable, "-I", "-m", "course.sandbox", *options, "--",
-            sys.executable, "-m", "course.kernel", "-f", "{connection_file}"]
+    argv = [sys.executable, "-I", "-m", "course.grading.sandbox", *options, "--",
+            sys.executable, "-m", "course.grading.kernel", "-f", "{connection_file}"]
     folder = jupyter_path / "kernels" / KERNEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     # A signal would reach bwrap, not the kernel: interrupt through Jupyter's control channel.
@@ -136,7 +137,7 @@ def _connection_transport(connection_file: str | None) -> tuple[str, str | None]
 def tmpfs_folders(hide: list[Path]) -> list[str]:
     """The sandbox's writable folders that live in RAM (tmpfs): ``/tmp``, ``/dev`` (``--dev``; ``/dev/shm`` lies in
     it), the empty home folder and the hidden folders. ``course grade`` counts what is written there in the
-    kernel's memory (course/batch.py): from outside, under ``/proc/<pid>/root``."""
+    kernel's memory (course/grading/batch.py): from outside, under ``/proc/<pid>/root``."""
     return ["/tmp", "/dev", *(str(Path(folder).resolve()) for folder in [Path.home(), *hide])]
 
 
@@ -186,7 +187,7 @@ class OSLimits:
     # RLIMIT_FSIZE: the largest file the student's code (or the judge) may write. A write past it
     # fails with OSError EFBIG "File too large" in the student's cell (CPython ignores SIGXFSZ);
     # the kernel lives on. The values a test reads cross to the judge as files of at most
-    # course.wire.MAX_FILE_BYTES (1 GiB), so the limit is that; model files are a few MiB.
+    # course.grading.wire.MAX_FILE_BYTES (1 GiB), so the limit is that; model files are a few MiB.
     max_file_bytes: int = wire.MAX_FILE_BYTES
     # RLIMIT_CORE: a crashing kernel writes no core dump (its working folder is on disk).
     max_core_bytes: int = 0
@@ -194,7 +195,7 @@ class OSLimits:
     # uid on the whole machine, not per sandbox, and it does not apply to root at all (uid 0 is exempt
     # in copy_process(), with or without capabilities: measured, 200 forks under a limit of 50 inside
     # bwrap --cap-drop ALL). For another uid it is set to the tasks that uid has when the sandbox
-    # starts plus this headroom: far above what the watcher lets one kernel hold (course/batch.py kills
+    # starts plus this headroom: far above what the watcher lets one kernel hold (course/grading/batch.py kills
     # a kernel past 256 processes or 4096 threads within 0.2 s), so that it only matters if the watcher
     # is too slow for a fork bomb, and then it keeps the bomb from taking every pid of the machine
     # (another student's kernel could briefly fail to start a thread, not every process on the machine).
@@ -209,7 +210,7 @@ class OSLimits:
     max_sysv_queues: int = 16  # of at most 16 KiB each (kernel.msgmnb)
     # pids.max of the sandbox's pids cgroup (:func:`join_cgroups`), where the machine has one: tasks,
     # threads included, of the kernel and the judge together. Far above what the watcher lets a kernel
-    # hold (256 processes, 4096 threads: course/batch.py), so that only a fork bomb the watcher is too
+    # hold (256 processes, 4096 threads: course/grading/batch.py), so that only a fork bomb the watcher is too
     # slow for meets it; unlike RLIMIT_NPROC it holds for root, and per sandbox.
     max_tasks: int = 6144
 
@@ -367,12 +368,12 @@ def set_os_limits(limits: OSLimits = OS_LIMITS) -> None:
     lower(resource.RLIMIT_NPROC, tasks_of(os.getuid()) + limits.task_headroom)
 
 
-USAGE = ("usage: python -m course.sandbox [--hide=DIR ...] [--cgroup=NAME] [--max-memory-bytes=N] [--max-file-bytes=N] "
+USAGE = ("usage: python -m course.grading.sandbox [--hide=DIR ...] [--cgroup=NAME] [--max-memory-bytes=N] [--max-file-bytes=N] "
          "[--task-headroom=N] [--max-tasks=N] -- KERNEL COMMAND")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course.sandbox [--hide=DIR ...] -- KERNEL COMMAND``: replace this process with the sandbox."""
+    """``python -m course.grading.sandbox [--hide=DIR ...] -- KERNEL COMMAND``: replace this process with the sandbox."""
     argv = sys.argv[1:] if argv is None else argv
     if "--" not in argv:
         raise SystemExit(USAGE)
@@ -397,12 +398,12 @@ def main(argv: list[str] | None = None) -> None:
     set_os_limits(os_limits)
     missing = join_cgroups(cgroup, os_limits, memory_bytes) if cgroup else []
     if missing:
-        print(f"course.sandbox: no writable {' or '.join(missing)} cgroup here (cgroup v1 under {CGROUP_ROOT}, as "
+        print(f"course.grading.sandbox: no writable {' or '.join(missing)} cgroup here (cgroup v1 under {CGROUP_ROOT}, as "
               "root): that limit is the watcher's alone", file=sys.stderr)
     if private_ipc(os_limits):  # bwrap's sandbox stays in it
         command.remove("--unshare-ipc")
     else:
-        print("course.sandbox: System V shared memory and message queues are not capped here (that needs root); "
+        print("course.grading.sandbox: System V shared memory and message queues are not capped here (that needs root); "
               "the sandbox still has them to itself", file=sys.stderr)
     # Through a pipe, not the command line: inside, /proc/1/cmdline is bwrap's, and its
     # arguments name the course folder and the workspaces it hides.

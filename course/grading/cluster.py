@@ -1,16 +1,16 @@
 """Grade on many machines with Dask: ``course grade ... --scheduler tcp://HOST:PORT`` and ``course worker``.
 
 nbgrader grades one submission after another (nbgrader issue 174); ``course grade``
-(course/batch.py) already grades each submission in a workspace of its own and merges
+(course/grading/batch.py) already grades each submission in a workspace of its own and merges
 the grades with one writer. Here a submission becomes one self-contained task for a
 Dask worker on another machine:
 
 - **what goes** (:class:`Task`): bytes and plain names only. The course's
   ``nbgrader_config.py``, a snapshot of the gradebook, the submission's files
-  (copied by :func:`course.sandbox.copy_files`: no link followed, sizes capped), the
+  (copied by :func:`course.grading.sandbox.copy_files`: no link followed, sizes capped), the
   step folders' names, the limits, ``COURSE_CELL_TIMEOUT``, and the versions of the
   client's grading software. No path of the client machine is in it.
-- **what runs** (:func:`run_task`, on the worker): the same :func:`course.batch.grade_one`
+- **what runs** (:func:`run_task`, on the worker): the same :func:`course.grading.batch.grade_one`
   as the local pool, sandboxed and bounded the same way, in a throwaway folder of the
   worker's, with the datasets of the worker's own mirror or cache (``COURSE_DATA_DIR``,
   ``COURSE_CACHE_DIR``: checked by SHA-256 as they load, course/data.py). Every task's
@@ -19,7 +19,7 @@ Dask worker on another machine:
 - **what comes back** (a ``dict`` of plain data): the outcome, the workspace's gradebook,
   the autograded notebook and model files (the assignment's notebooks and ``*.keras`` only), its feedback
   page and the log.
-  :func:`receive` lays them out as a local workspace, and :func:`course.batch.merge`
+  :func:`receive` lays them out as a local workspace, and :func:`course.grading.batch.merge`
   merges them on the machine that runs ``course grade``, one at a time, as for the local pool.
 
 A worker is a Dask worker process with one ``grade`` resource (``--nthreads 1
@@ -65,7 +65,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from course import batch, layout, preflight, sandbox
+from course.grading import batch, layout, preflight, sandbox
 
 RESOURCE = "grade"  # a worker process with one of these grades one submission at a time
 SLOTS_VARIABLE = "COURSE_WORKER_SLOTS"  # set by `course worker`: grading slots on this machine
@@ -87,8 +87,9 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    package = Path(__file__).parents[1]  # course/: both halves
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     found["course"] = digest.hexdigest()[:16]
     return found
 
@@ -105,7 +106,7 @@ class Task:
 
     assignment: str
     student: str
-    folders: dict[str, str]  # the step folders' names (course/layout.py): submitted, autograded...
+    folders: dict[str, str]  # the step folders' names (course/grading/layout.py): submitted, autograded...
     config: bytes  # nbgrader_config.py
     gradebook: bytes  # the snapshot of the course's gradebook
     files: tuple[tuple[str, bytes], ...]  # the submission's files, by path inside its folder
@@ -121,7 +122,7 @@ class Task:
 def pack(where: layout.Layout, assignment: str, student: str, gradebook: bytes, wall_seconds: float,
          memory_gib: float, sandboxed: bool, stop_event: str, client_versions: dict[str, str],
          datasets: tuple[str, ...] = ()) -> tuple[Task | None, list[str]]:
-    """The task of one submission, and what :func:`course.sandbox.copy_files` skipped of its files; no task
+    """The task of one submission, and what :func:`course.grading.sandbox.copy_files` skipped of its files; no task
     when its folder itself could not be copied (a link, say): then there is nothing to grade."""
     with tempfile.TemporaryDirectory(prefix="course-pack-") as folder:
         copied = Path(folder) / "files"
@@ -205,7 +206,7 @@ _CHECKED: set[tuple[tuple[str, ...], bool]] = set()
 
 
 def _check_once(datasets: tuple[str, ...], sandboxed: bool) -> None:
-    """:func:`course.preflight.check_machine` on this worker process's first task (and for new datasets): a
+    """:func:`course.grading.preflight.check_machine` on this worker process's first task (and for new datasets): a
     worker that joined after ``course grade`` checked the others, or a plain ``dask worker``, is checked too."""
     if (tuple(datasets), sandboxed) not in _CHECKED:
         preflight.check_machine(list(datasets), sandboxed, hidden=[])
@@ -297,7 +298,7 @@ def run_task(task: Task) -> dict[str, Any]:
 def receive(root: Path, scratch: Path, result: dict[str, Any], where: layout.Layout, assignment: str,
             student: str) -> batch.Outcome:
     """Lay out what :func:`run_task` sent back for ``student``'s ``assignment`` as the workspace
-    ``scratch/<assignment>/<student>`` that :func:`course.batch.merge` reads, and write its log to ``root/logs``;
+    ``scratch/<assignment>/<student>`` that :func:`course.grading.batch.merge` reads, and write its log to ``root/logs``;
     the outcome. ValueError when the result is not that submission's."""
     outcome = batch.Outcome(**result["outcome"])
     if (outcome.assignment, outcome.student) != (assignment, student):
@@ -315,7 +316,7 @@ def receive(root: Path, scratch: Path, result: dict[str, Any], where: layout.Lay
 
 
 def check_worker(datasets: list[str], sandboxed: bool) -> dict[str, str]:
-    """Run on each worker before a batch: this machine's versions; :class:`course.preflight.PreflightError`
+    """Run on each worker before a batch: this machine's versions; :class:`course.grading.preflight.PreflightError`
     when it cannot grade (bubblewrap, the datasets, the datasets inside the sandbox)."""
     preflight.check_machine(datasets, sandboxed, hidden=[])
     return versions()

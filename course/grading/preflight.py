@@ -12,7 +12,7 @@ symlink under a hidden folder). :func:`check` runs, in this order:
    decoded caches, which the sandbox can only read);
 3. the same loads succeed inside the sandbox, as the student's kernel runs.
 
-Before them, the course's nbgrader configuration is read (course/layout.py): its
+Before them, the course's nbgrader configuration is read (course/grading/layout.py): its
 folders and gradebook are the ones graded into, and a setting ``course grade``
 cannot follow stops it.
 
@@ -27,8 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from course import layout
-from course.layout import Layout
+from course.grading import layout
+from course.grading.layout import Layout
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
 TIMEOUT_SECONDS = 600
@@ -60,7 +60,7 @@ def _tail(result: subprocess.CompletedProcess[str]) -> str:
 def check(root: Path, assignments: list[str], sandboxed: bool, where: Layout | None = None) -> None:
     """Raise :class:`PreflightError` unless the sandbox works here and the assignments' data load inside it.
 
-    ``where`` is the course's layout (course/layout.py); read from ``root`` when not given."""
+    ``where`` is the course's layout (course/grading/layout.py); read from ``root`` when not given."""
     try:
         where = where or layout.read(root)
     except layout.LayoutError as error:
@@ -71,8 +71,8 @@ def check(root: Path, assignments: list[str], sandboxed: bool, where: Layout | N
 def check_machine(datasets: list[str], sandboxed: bool, hidden: list[Path]) -> None:
     """Raise :class:`PreflightError` unless bubblewrap works here (when ``sandboxed``) and ``datasets`` load, here
     and inside a sandbox hiding ``hidden``: the checks of :func:`check`, on any machine that grades (a Dask
-    worker of course/cluster.py has no course folder)."""
-    from course import sandbox
+    worker of course/grading/cluster.py has no course folder)."""
+    from course.grading import sandbox
 
     if sandboxed:
         probe = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",
@@ -95,7 +95,7 @@ def check_machine(datasets: list[str], sandboxed: bool, hidden: list[Path]) -> N
                              "Nothing was graded.")
     if sandboxed:
         with tempfile.TemporaryDirectory(prefix="course-preflight-") as folder:
-            command = [sys.executable, "-I", "-m", "course.sandbox", *(f"--hide={path}" for path in hidden),
+            command = [sys.executable, "-I", "-m", "course.grading.sandbox", *(f"--hide={path}" for path in hidden),
                        "--", *_load_command(datasets)]
             result = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
         if result.returncode != 0:

@@ -5,7 +5,7 @@ a second repository, made from this one by :func:`publish`, holding only
 
 - ``notebooks/<assignment>/``: the release notebooks (``course release`` first),
   with their Open-in-Colab badge and their setup cell's install command pointing
-  at the edition, pinned to ``TAG`` (:func:`course.colab.badge`);
+  at the edition, pinned to ``TAG`` (:func:`course.grading.colab.badge`);
 - ``course/``: the helpers students import (:data:`STUDENT_MODULES`: data,
   budget, seeding, plotting, model files, resumable training), no grading code;
 - ``pyproject.toml`` (the same package name and version, the ``student`` extra
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import nbformat
 
-from course import colab
+from course.grading import colab
 
 # What students import (tests/test_publish.py checks that these import nothing else of the course).
 STUDENT_MODULES = ("__init__", "data", "budget", "seeding", "plotting", "modelfile", "training")
