@@ -57,8 +57,12 @@ def _grades(root: Path) -> dict[str, float]:
 def looping(tmp_path_factory):
     """A class of two graded with a 45 s wall-clock limit: a correct submission and one that loops forever."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("COURSE_CELL_TIMEOUT", "600")  # only the wall-clock limit can stop the loop
+        # Only the wall-clock limit may stop the loop: no cell limit shorter than it, neither
+        # Execute.timeout nor 01's own 30 s (which would let the loop's later cells race the 45 s).
+        env.setenv("COURSE_CELL_TIMEOUT", "600")
         root = _course(tmp_path_factory.mktemp("batch"), only=["infinite_loop", "correct"])
+        with open(root / "nbgrader_config.py", "a") as config:
+            config.write("\nc.CrashTolerantExecute.timeout_by_assignment = {}\n")
         outcomes = {o.student: o for o in batch.grade(root, [ASSIGNMENT], jobs=2, wall_seconds=45)}
     return root, outcomes
 
