@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -84,5 +88,97 @@ def plot_history(histories: dict[str, object], metrics: Sequence[str] = ("accura
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class WiringRow:
+    """One row of :func:`plot_wiring`: a layer of the model built, of the model meant, or of both.
+
+    ``status`` is ``"same"`` (type, output shape and parameter count agree), ``"differs"``
+    (same place, not the same layer), ``"missing"`` (meant, not built) or ``"extra"``
+    (built, not meant); a side the row lacks is ``None``.
+    """
+
+    built: str | None
+    meant: str | None
+    status: str
+
+
+def layer_label(layer: Any) -> str:
+    """``"Conv2D 28x28x32, 9,248 parameters"``: a layer's type, output shape (batch left out) and size."""
+    shape = tuple(getattr(getattr(layer, "output", None), "shape", ()) or ())[1:]
+    size = "x".join("?" if side is None else str(side) for side in shape)
+    return f"{type(layer).__name__} {size}, {layer.count_params():,} parameters".replace("  ", " ")
+
+
+def wiring_rows(built: Any, meant: Any) -> list[WiringRow]:
+    """The layers of two Keras models, aligned by type from input to output (difflib's matching).
+
+    Introduced in ``07_batchnorm_functional``, where a wiring slip silently drops a block:
+    a functional model keeps only the layers on a path from its inputs to its outputs,
+    so the layers the slip cut off show here as ``"missing"``.
+    """
+    kinds = [[type(layer).__name__ for layer in model.layers] for model in (built, meant)]
+    labels = [[layer_label(layer) for layer in model.layers] for model in (built, meant)]
+    rows = []
+    matcher = difflib.SequenceMatcher(None, kinds[0], kinds[1], autojunk=False)
+    for _, b_start, b_end, m_start, m_end in matcher.get_opcodes():
+        for b, m in itertools.zip_longest(labels[0][b_start:b_end], labels[1][m_start:m_end]):
+            if b is None:
+                rows.append(WiringRow(None, m, "missing"))
+            elif m is None:
+                rows.append(WiringRow(b, None, "extra"))
+            else:
+                rows.append(WiringRow(b, m, "same" if b == m else "differs"))
+    return rows
+
+
+_WIRING_STYLE = {  # status: (face colour, edge colour, line style)
+    "same": ("#f0f0f0", "#777777", "solid"),
+    "differs": ("#fdd49e", "#d95f0e", "solid"),
+    "missing": ("white", "#cb181d", "dashed"),
+    "extra": ("white", "#2171b5", "dashed"),
+}
+
+
+def plot_wiring(built: Any, meant: Any, names: tuple[str, str] = ("built", "meant")) -> Figure:
+    """Two models' layers side by side, input at the top: the model built and the one meant.
+
+    Introduced in ``07_batchnorm_functional`` (rows from :func:`wiring_rows`). A layer of
+    the meant model that the built one lacks is a dashed red box in the built column; a
+    layer in the same place with another shape or parameter count is orange in both.
+    """
+    rows = wiring_rows(built, meant)
+    fig, ax = plt.subplots(figsize=(11, 0.5 * len(rows) + 1.2))
+    ax.set(xlim=(0, 1), ylim=(len(rows) + 0.3, -1.2))
+    ax.axis("off")
+    for column, (x, name) in enumerate(zip((0.25, 0.75), names)):
+        ax.text(x, -0.9, name, ha="center", va="center", fontsize=11, fontweight="bold")
+        previous = None
+        for index, row in enumerate(rows):
+            label = (row.built, row.meant)[column]
+            status = row.status
+            if label is None:
+                if status != "missing" or column != 0:
+                    continue
+                label = "missing: " + row.meant.split(" ")[0]
+            face, edge, style = _WIRING_STYLE[status]
+            if status == "missing" and column == 1:
+                style = "solid"  # in the meant model the layer is there: only its edge says the other lacks it
+            ax.text(x, index, label, ha="center", va="center", fontsize=8.5,
+                    bbox={"boxstyle": "round,pad=0.3", "facecolor": face, "edgecolor": edge, "linestyle": style})
+            if status == "missing" and column == 0:
+                continue  # nothing flows through a layer that is not there
+            if previous is not None and index - previous == 1:
+                ax.annotate("", xy=(x, index - 0.3), xytext=(x, previous + 0.3),
+                            arrowprops={"arrowstyle": "->", "color": "#555555"})
+            elif previous is not None:  # an arrow that skips rows goes round the boxes it passes, on the right
+                ax.annotate("", xy=(x + 0.12, index - 0.1), xytext=(x + 0.12, previous + 0.1),
+                            arrowprops={"arrowstyle": "->", "color": "#cb181d", "connectionstyle": "arc3,rad=-0.45"})
+            previous = index
+    ax.text(0.5, len(rows) - 0.2, "dashed red: a layer the built model lacks;  orange: the same place, "
+            "another output shape or parameter count", ha="center", va="top", fontsize=8.5, color="#555555")
     fig.tight_layout()
     return fig

@@ -1,4 +1,4 @@
-"""course.plotting: the image grid."""
+"""course.plotting: the image grid, training curves and the wiring picture."""
 
 import matplotlib
 
@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from course.plotting import show_image_grid  # noqa: E402
+from course.plotting import WiringRow, plot_wiring, show_image_grid, wiring_rows  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -83,3 +83,38 @@ def test_history_leaves_out_runs_that_did_not_happen():
     assert len(plt.get_fignums()) == before, "nothing to draw: no figure is opened"
     fig = plot_history({"plain": None, "augmented": {"accuracy": [0.5], "loss": [1.0]}})
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["augmented training"]
+
+
+def _two_blocks(second_reads_image: bool):
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs if second_reads_image else x)
+    x = keras.layers.Flatten()(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+def test_wiring_rows_show_the_block_a_slip_cut_off_and_the_layer_it_changed():
+    rows = wiring_rows(_two_blocks(second_reads_image=True), _two_blocks(second_reads_image=False))
+    assert rows == [
+        WiringRow("InputLayer 8x8x1, 0 parameters", "InputLayer 8x8x1, 0 parameters", "same"),
+        WiringRow(None, "Conv2D 8x8x4, 40 parameters", "missing"),
+        WiringRow(None, "BatchNormalization 8x8x4, 16 parameters", "missing"),
+        WiringRow("Conv2D 8x8x4, 40 parameters", "Conv2D 8x8x4, 148 parameters", "differs"),
+        WiringRow("Flatten 256, 0 parameters", "Flatten 256, 0 parameters", "same"),
+        WiringRow("Dense 2, 514 parameters", "Dense 2, 514 parameters", "same"),
+    ]
+    extra = wiring_rows(_two_blocks(second_reads_image=False), _two_blocks(second_reads_image=True))
+    assert [row.status for row in extra] == ["same", "extra", "extra", "differs", "same", "same"]
+
+
+def test_plot_wiring_draws_each_column_with_the_missing_layers_dashed():
+    fig = plot_wiring(_two_blocks(second_reads_image=True), _two_blocks(second_reads_image=False), names=("blog", "fixed"))
+    texts = {text.get_text(): text for text in fig.axes[0].texts}
+    assert {"blog", "fixed", "missing: Conv2D", "missing: BatchNormalization", "Conv2D 8x8x4, 40 parameters"} <= set(texts)
+    assert texts["missing: Conv2D"].get_bbox_patch().get_linestyle() == "dashed"
+    assert texts["Conv2D 8x8x4, 148 parameters"].get_bbox_patch().get_linestyle() == "solid"
+    # Five arrows for the fixed model's six layers; three for the blog model's four, one of them the skip.
+    assert len([child for child in fig.axes[0].texts if child.get_text() == "" and child.arrow_patch is not None]) == 5 + 3
