@@ -35,6 +35,7 @@ from distributed import LocalCluster  # noqa: E402
 
 from course.grading import batch, cluster, pipeline  # noqa: E402
 from grading import _course, _keep_only_correct  # noqa: E402
+import machine  # noqa: E402  (bench/machine.py)
 
 REPORT = ROOT / "bench" / "CLUSTER.md"
 CLASS_SIZES = (30, 300, 1000, 3000)
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args()
     cores = os.cpu_count() or 1
-    lines = [f"# Grading on a Dask cluster ({platform.node()}, {cores} CPU cores)", "",
+    lines = [f"# Grading on a Dask cluster ({platform.node()}: {machine.describe(cores=cores)})", "",
              f"`python bench/cluster.py --copies {args.copies} --assignment {args.assignment} --workers "
              f"{' '.join(map(str, args.workers))}`; sandboxed; grading budget; each worker process has one `grade` "
              "slot, as `course worker` starts them.", "",

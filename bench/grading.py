@@ -28,8 +28,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from course.grading import batch, pipeline, submissions  # noqa: E402
+import machine  # noqa: E402  (bench/machine.py)
 
 REPORT = ROOT / "bench" / "GRADING.md"
 
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
 
-    lines = [f"# Grading benchmark ({platform.node() or 'this machine'}, {os.cpu_count()} CPU cores)", "",
+    lines = [f"# Grading benchmark ({platform.node() or 'this machine'}: {machine.describe()})", "",
              f"`python bench/grading.py --copies {args.copies} --assignment {args.assignment} --jobs {' '.join(map(str, args.jobs))}`,"
              f" COURSE_CELL_TIMEOUT={os.environ.get('COURSE_CELL_TIMEOUT', '600')}; sandboxed; grading budget.", "",
              f"## A class of {args.copies} correct submissions of {args.assignment}", "",

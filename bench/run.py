@@ -39,8 +39,10 @@ from nbformat.v4 import new_code_cell
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from course import budget as budget_module  # noqa: E402
+import machine  # noqa: E402  (bench/machine.py)
 RESULTS_JSON = ROOT / "bench" / "results.json"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 TRAINING_NOTEBOOKS = ["02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "06_normalization_optimizers",
@@ -156,7 +158,7 @@ def main() -> int:
                     "test_accuracy": [round(r["test_accuracy"], 4) for r in per_seed],
                     "train_seconds": [round(r["train_seconds"], 1) for r in per_seed],
                     "wall_seconds": [round(r["wall_seconds"], 1) for r in per_seed],
-                    "cpus": os.cpu_count(), "measured": time.strftime("%Y-%m-%d"), "as_graded": args.as_graded,
+                    "cpus": os.cpu_count(), "machine": machine.describe(), "measured": time.strftime("%Y-%m-%d"), "as_graded": args.as_graded,
                 }
             RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     table = render(results)

@@ -1,4 +1,4 @@
-"""bench/run.py: the threshold rule and the results table."""
+"""bench/run.py: the threshold rule and the results table; bench/machine.py: the machine a benchmark names."""
 
 import importlib.util
 from pathlib import Path
@@ -51,3 +51,14 @@ def test_report_cell_prints_one_line_per_graded_model(capsys):
         'BENCH {"label": "B", "params": 2125578, "test_accuracy": 0.71, "train_seconds": 9.0, "epochs": 2, "budget": "grading"}',
     ]
     assert bench.report_code("02_mnist_mlp").count("BENCH") == 1
+
+
+def test_the_machine_is_named_by_cpu_model_cores_and_vector_extensions():
+    machine_spec = importlib.util.spec_from_file_location("bench_machine", Path(__file__).parents[1] / "bench" / "machine.py")
+    machine = importlib.util.module_from_spec(machine_spec)
+    machine_spec.loader.exec_module(machine)
+    epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n"
+    xeon = "model name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz\nflags\t: avx2 avx512f avx512bw\n"
+    assert machine.describe(epyc, cores=2) == "AMD EPYC, 2 CPU cores, AVX2, no AVX-512"
+    assert machine.describe(xeon, cores=4) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz, 4 CPU cores, AVX-512"
+    assert machine.describe("flags: sse2\n", cores=1) == "unknown CPU, 1 CPU cores, no AVX2"
