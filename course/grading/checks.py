@@ -92,15 +92,22 @@ def checked_copy(path: Path) -> Iterator[Path]:
 def measure(path: Path, dataset: str | None, standardize: Standardization | None = None) -> dict[str, Any]:
     """Load the model file and the test set, and measure: runs in the fresh process."""
     import keras
-    import numpy as np
-
-    from course import data
 
     from course import modelfile
 
     with checked_copy(path) as copy:
         model = keras.saving.load_model(copy, compile=False, safe_mode=True)
         training = modelfile.read_record(copy.read_bytes())
+    return measure_loaded(model, training, dataset, standardize)
+
+
+def measure_loaded(model: Any, training: dict[str, Any] | None, dataset: str | None,
+                   standardize: Standardization | None = None) -> dict[str, Any]:
+    """:func:`measure` of a model already loaded from a checked file (``training``: its record, if any)."""
+    import numpy as np
+
+    from course import data
+
     report: dict[str, Any] = {
         "params": int(model.count_params()),
         "layers": [type(layer).__name__ for layer in model.layers],
@@ -157,10 +164,15 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     path = Path(path)
     if not path.is_file():
         return None
+    from course import modelfile
+
     try:
         with checked_copy(path) as copy:  # one copy for both: the file cannot change between them
             model = keras.saving.load_model(copy, compile=False, safe_mode=True)
-            report = file_report(copy, dataset, standardize)
+            if os.environ.get("COURSE_JUDGE") == "1":  # the judge measures the model it has just loaded
+                report = measure_loaded(model, modelfile.read_record(copy.read_bytes()), dataset, standardize)
+            else:
+                report = file_report(copy, dataset, standardize)
     except Exception:  # a file Keras cannot load counts as no file
         return None
     report["same_architecture"] = architecture(model) == architecture(built)
