@@ -17,10 +17,13 @@ from nbformat.v4 import new_code_cell, new_notebook
 from course.grading import sandbox
 from course.grading.preprocessors import CrashTolerantExecute
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
     monkeypatch.setattr(sandbox, "readable_inside", lambda: [Path("/opt/python")])
+    monkeypatch.setattr(sandbox, "helpers_checkout", lambda: [tmp_path / "checkout"])
     workdir = tmp_path / "scratch" / "ann" / "work"
     workdir.mkdir(parents=True)
     (workdir / "01_images.ipynb").write_text("{}")
@@ -35,7 +38,8 @@ def test_command_hides_then_exposes_only_what_the_kernel_needs(tmp_path, monkeyp
         "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--cap-drop", "ALL", "--unshare-net",
         "--clearenv", "--setenv", "PATH", "/usr/bin", "--setenv", "COURSE_BUDGET", "grading",
         "--setenv", "HOME", str(tmp_path / "home"),
-        "--tmpfs", str(tmp_path / "home"), "--tmpfs", str(tmp_path / "course"), "--tmpfs", str(tmp_path / "scratch"),
+        "--tmpfs", str(tmp_path / "home"), "--tmpfs", str(tmp_path / "checkout"),
+        "--tmpfs", str(tmp_path / "course"), "--tmpfs", str(tmp_path / "scratch"),
         "--ro-bind", "/opt/python", "/opt/python",
         "--bind", "/tmp/ck-1", "/tmp/ck-1",
         "--ro-bind", str(connection), str(connection),
@@ -279,9 +283,22 @@ def test_the_launcher_sets_os_limits_that_the_sandboxed_code_inherits(tmp_path):
     assert refused.returncode == 1 and refused.stderr.startswith("usage:")
 
 
+def test_the_helpers_checkout_is_hidden_wherever_the_course_folder_is(tmp_path, monkeypatch):
+    # Run from this checkout (an editable install): its source notebooks hold solutions and hidden tests.
+    assert sandbox.helpers_checkout() == [ROOT.resolve()]
+    installed = tmp_path / "site-packages" / "course"
+    installed.mkdir(parents=True)
+    monkeypatch.setattr(sandbox.course, "__file__", str(installed / "__init__.py"))
+    assert sandbox.helpers_checkout() == []  # an installed package: nothing more to hide
+    (tmp_path / "site-packages" / "pyproject.toml").write_text("")
+    assert sandbox.helpers_checkout() == [tmp_path / "site-packages"]
+
+
 def test_the_ram_backed_folders_are_tmp_dev_home_and_the_hidden_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
-    assert sandbox.tmpfs_folders([tmp_path / "course"]) == ["/tmp", "/dev", str(tmp_path / "home"), str(tmp_path / "course")]
+    monkeypatch.setattr(sandbox, "helpers_checkout", lambda: [tmp_path / "checkout"])
+    assert sandbox.tmpfs_folders([tmp_path / "course", tmp_path / "checkout"]) == [
+        "/tmp", "/dev", str(tmp_path / "home"), str(tmp_path / "checkout"), str(tmp_path / "course")]
     command = sandbox.bwrap_command(["python"], tmp_path, hide=[tmp_path / "course"], environ={})
     mounted = [command[i + 1] for i, a in enumerate(command) if a in ("--tmpfs", "--dev")]
     assert sorted(mounted) == sorted(sandbox.tmpfs_folders([tmp_path / "course"]))

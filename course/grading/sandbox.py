@@ -134,11 +134,33 @@ def _connection_transport(connection_file: str | None) -> tuple[str, str | None]
     return "tcp", None
 
 
+def helpers_checkout() -> list[Path]:
+    """The source checkout the course helpers run from, when they run from one (an editable install, as
+    ``make`` makes): its ``source/`` notebooks hold the solutions and hidden tests, ``tests/submissions`` the
+    reference model files. The sandbox hides it like the course folder, whatever folder is graded (a course
+    folder elsewhere; a Dask worker, which has none); the helpers and Python inside it are bound back
+    (:func:`readable_inside`). An installed package (site-packages holds no notebooks) hides nothing more."""
+    root = Path(course.__file__).resolve().parents[1]
+    if root == Path(root.anchor) or not (root / "pyproject.toml").is_file():
+        return []
+    return [root]
+
+
+def _emptied(hide: list[Path]) -> list[str]:
+    """The folders the sandbox mounts empty, in order, each once: home, the helpers' checkout, ``hide``."""
+    folders: list[str] = []
+    for folder in [Path.home(), *helpers_checkout(), *hide]:
+        resolved = str(Path(folder).resolve())
+        if resolved not in folders:
+            folders.append(resolved)
+    return folders
+
+
 def tmpfs_folders(hide: list[Path]) -> list[str]:
     """The sandbox's writable folders that live in RAM (tmpfs): ``/tmp``, ``/dev`` (``--dev``; ``/dev/shm`` lies in
     it), the empty home folder and the hidden folders. ``course grade`` counts what is written there in the
     kernel's memory (course/grading/batch.py): from outside, under ``/proc/<pid>/root``."""
-    return ["/tmp", "/dev", *(str(Path(folder).resolve()) for folder in [Path.home(), *hide])]
+    return ["/tmp", "/dev", *_emptied(hide)]
 
 
 def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: dict[str, str] | None = None) -> list[str]:
@@ -161,8 +183,8 @@ def bwrap_command(kernel: list[str], workdir: Path, hide: list[Path], environ: d
                 value = str(Path(value).expanduser().resolve())
             command += ["--setenv", name, value]
     command += ["--setenv", "HOME", str(Path.home())]
-    for folder in [Path.home(), *hide]:
-        command += ["--tmpfs", str(Path(folder).resolve())]
+    for folder in _emptied(hide):
+        command += ["--tmpfs", folder]
     for path in readable_inside():
         command += ["--ro-bind", str(path), str(path)]
     if sockets:  # the kernel creates its IPC socket files there
