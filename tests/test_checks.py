@@ -142,3 +142,27 @@ def test_pixel_scaling_gives_the_students_own_scaling_to_the_measurement():
     assert checks.pixel_scaling(images[:10].astype(np.float32), images) is None  # not the same values
     assert checks.pixel_scaling("not an array", images) is None
     assert checks.pixel_scaling(np.full(images.shape, np.nan), images) is None
+
+
+def test_in_the_judge_a_model_file_is_read_as_the_grader_received_it(tmp_path, monkeypatch):
+    """checks.SUBMITTED_FILES: the judge grades the bytes read before the kernel started, by name; a file
+    deleted or written meanwhile where the notebook lies changes nothing."""
+    submitted = tmp_path / "private" / "02_mnist_mlp.keras"
+    submitted.parent.mkdir()
+    _mlp(256).save(submitted)
+    beside_notebook = tmp_path / "02_mnist_mlp.keras"  # what the notebook's folder holds now: nothing
+    monkeypatch.setattr(checks, "SUBMITTED_FILES", {"02_mnist_mlp.keras": submitted})
+    assert checks.submitted_file(beside_notebook) == submitted
+    assert checks.submitted_report(beside_notebook, _mlp(256))["same_architecture"] is True
+    assert checks.file_report(beside_notebook)["params"] == 203_530
+    _mlp(512).save(tmp_path / "05_cifar_cnn_wide.keras")  # written by the notebook, never submitted
+    assert checks.submitted_file(tmp_path / "05_cifar_cnn_wide.keras") is None
+    assert checks.submitted_report(tmp_path / "05_cifar_cnn_wide.keras", _mlp(512)) is None
+    with pytest.raises(RuntimeError, match="no model file 05_cifar_cnn_wide.keras was submitted"):
+        checks.file_report(tmp_path / "05_cifar_cnn_wide.keras")
+    monkeypatch.setattr(checks, "SUBMITTED_FILES", {"02_mnist_mlp.keras": None})  # submitted past the limits
+    with pytest.raises(AssertionError, match="02_mnist_mlp.keras was not graded: .* past the grader's limits"):
+        checks.submitted_report(beside_notebook, _mlp(256))
+    monkeypatch.setattr(checks, "SUBMITTED_FILES", None)  # outside the judge: where the file lies
+    assert checks.submitted_file(tmp_path / "05_cifar_cnn_wide.keras") == tmp_path / "05_cifar_cnn_wide.keras"
+    assert checks.submitted_file(beside_notebook) is None

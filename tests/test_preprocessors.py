@@ -257,3 +257,38 @@ def test_a_message_from_the_judge_past_its_limit_stops_the_judge_and_is_never_re
     assert talker.receive(timeout=30) == {"op": "ready"}
     with pytest.raises(RuntimeError, match=r"the judge stopped \(exit code -9\)"):
         talker.receive(timeout=30)
+
+
+def test_the_judge_reads_the_model_files_as_submitted_whatever_the_notebook_does_to_them(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"as submitted")
+    (tmp_path / "elsewhere.bin").write_bytes(b"a file that is no model file")
+    (tmp_path / "linked.keras").symlink_to(tmp_path / "elsewhere.bin")  # never followed
+    notebook = _graded_notebook(
+        ("solution", "import os\nos.remove('model.keras')\nopen('model.keras', 'wb').write(b'rewritten')\n"
+                     "open('new.keras', 'wb').write(b'written while grading')"),
+        ("test", "from pathlib import Path as _Path\nfrom course.grading import checks as _checks\n"
+                 "print({name: _checks.submitted_file(_Path(name)) and _checks.submitted_file(_Path(name)).read_bytes()\n"
+                 "       for name in ('model.keras', 'new.keras', 'linked.keras')})"),
+    )
+    _, tested = _judged(notebook, tmp_path).cells
+    assert tested.outputs[0]["text"] == "{'model.keras': b'as submitted', 'new.keras': None, 'linked.keras': None}\n"
+    assert (tmp_path / "model.keras").read_bytes() == b"rewritten"  # the notebook's own view is its own
+
+
+def test_submitted_model_files_are_regular_keras_files_within_the_limits(tmp_path, monkeypatch):
+    from course.grading import preprocessors
+
+    for name in ("b.keras", "a.keras", "c.keras"):
+        (tmp_path / name).write_bytes(name.encode() * 10)
+    (tmp_path / "notes.txt").write_text("not a model file")
+    (tmp_path / "folder.keras").mkdir()
+    (tmp_path / "fifo.keras").symlink_to("/dev/zero")
+    assert preprocessors.submitted_model_files(tmp_path) == {
+        "a.keras": b"a.keras" * 10, "b.keras": b"b.keras" * 10, "c.keras": b"c.keras" * 10}
+    monkeypatch.setattr(preprocessors, "MAX_SUBMITTED_FILES", 2)  # past a limit: named, so its test fails
+    assert preprocessors.submitted_model_files(tmp_path) == {"a.keras": b"a.keras" * 10, "b.keras": b"b.keras" * 10, "c.keras": None}
+    monkeypatch.setattr(preprocessors, "MAX_SUBMITTED_BYTES", 150)
+    assert preprocessors.submitted_model_files(tmp_path)["c.keras"] is None
+    monkeypatch.setattr(preprocessors, "MAX_SUBMITTED_BYTES", 100)
+    assert preprocessors.submitted_model_files(tmp_path) == {"a.keras": b"a.keras" * 10, "b.keras": None, "c.keras": None}
+    assert preprocessors.submitted_model_files(tmp_path / "missing") == {}

@@ -38,6 +38,28 @@ MEASURE_BATCH = 32
 
 Standardization = tuple[Sequence[float], Sequence[float]]
 
+# In the judge (course/grading/judge.py): the model files submitted with the notebook, name -> a private copy of
+# the bytes the grader read before the student's kernel started (course.grading.preprocessors.submitted_model_files).
+# A name that maps to ``None`` was submitted past the grader's limits. ``None`` elsewhere: a file is read where it lies.
+SUBMITTED_FILES: dict[str, Path | None] | None = None
+
+
+def submitted_file(path: Path) -> Path | None:
+    """Where to read the model file a student submitted as ``path``, or ``None`` when none was submitted.
+
+    In the judge it is the grader's copy of the file as submitted, looked up by name, so that a notebook
+    which deletes or rewrites its model file while it runs is graded on what it submitted (deleting it once
+    lowered the accuracy threshold to the grading budget's). Elsewhere it is ``path`` itself. A file submitted
+    past the grader's limits is an ``AssertionError``: its test fails, rather than grading as if there were none.
+    Introduced in ``02_mnist_mlp``."""
+    if SUBMITTED_FILES is not None:
+        name = Path(path).name
+        if name in SUBMITTED_FILES and SUBMITTED_FILES[name] is None:
+            raise AssertionError(f"the model file {name} was not graded: the submission's model files are past the "
+                                 "grader's limits on their number and size")
+        return SUBMITTED_FILES.get(name)
+    return Path(path) if Path(path).is_file() else None
+
 
 def fresh_report(model: Any, dataset: str | None = None, standardize: Standardization | None = None) -> dict[str, Any]:
     """Save ``model`` and measure it in a fresh Python: ``params``, ``layers``, ``input_shape``,
@@ -51,14 +73,22 @@ def fresh_report(model: Any, dataset: str | None = None, standardize: Standardiz
     with tempfile.TemporaryDirectory(prefix="course-check-", dir=wire.PRIVATE_TMP) as folder:
         path = Path(folder) / "model.keras"
         model.save(path)
-        return file_report(path, dataset, standardize)
+        return _report_of_file(path, dataset, standardize)
 
 
 def file_report(path: Path, dataset: str | None = None, standardize: Standardization | None = None) -> dict[str, Any]:
-    """Measure a saved model file in a fresh Python, as :func:`fresh_report` does.
+    """Measure the model file submitted as ``path`` (:func:`submitted_file`) in a fresh Python, as
+    :func:`fresh_report` does.
 
     Introduced in ``08_cifar_challenge``, whose submissions include the trained model file.
-    A file that Keras cannot load raises ``RuntimeError`` with Keras' last line."""
+    No such file, or one that Keras cannot load, raises ``RuntimeError`` saying which."""
+    found = submitted_file(path)
+    if found is None:
+        raise RuntimeError(f"no model file {Path(path).name} was submitted with the notebook")
+    return _report_of_file(found, dataset, standardize)
+
+
+def _report_of_file(path: Path, dataset: str | None, standardize: Standardization | None) -> dict[str, Any]:
     if os.environ.get("COURSE_JUDGE") == "1":  # the judge: no student code in this process
         try:
             return measure(Path(path), dataset, standardize)
@@ -161,18 +191,18 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     Introduced in ``02_mnist_mlp``."""
     import keras
 
-    path = Path(path)
-    if not path.is_file():
+    found = submitted_file(path)
+    if found is None:
         return None
     from course import modelfile
 
     try:
-        with checked_copy(path) as copy:  # one copy for both: the file cannot change between them
+        with checked_copy(found) as copy:  # one copy for both: the file cannot change between them
             model = keras.saving.load_model(copy, compile=False, safe_mode=True)
             if os.environ.get("COURSE_JUDGE") == "1":  # the judge measures the model it has just loaded
                 report = measure_loaded(model, modelfile.read_record(copy.read_bytes()), dataset, standardize)
             else:
-                report = file_report(copy, dataset, standardize)
+                report = _report_of_file(copy, dataset, standardize)
     except Exception:  # a file Keras cannot load counts as no file
         return None
     report["same_architecture"] = architecture(model) == architecture(built)

@@ -17,11 +17,16 @@ error) are the only ones nbgrader grades.
 - Hidden tests never reach the kernel: it receives only ``get NAME`` and
   ``call FUNCTION ARGS`` requests.
 - An array passed to a student's function and changed there in place is changed
-  here too, so "did not modify its input" checks keep working.
+  here too, so "did not modify its input" checks keep working (and a test compares
+  a result with a copy of its input taken before the call).
+- The model files submitted with the notebook arrive from the grader, read before
+  the kernel started, into a folder the kernel cannot reach
+  (:data:`course.grading.checks.SUBMITTED_FILES`): deleting or rewriting them from
+  the notebook changes nothing the hidden tests measure.
 
 Protocol with the grader (one JSON object per line; stdin from the grader, the
-original stdout to it): the grader sends ``init`` (exchange folder, imports),
-then ``cell`` (source) for each graded cell; the judge answers ``result``
+original stdout to it): the grader sends ``init`` (exchange folder, imports,
+the submitted model files), then ``cell`` (source) for each graded cell; the judge answers ``result``
 (outputs), and meanwhile may send ``kernel`` (a request folder), which the
 grader answers with ``reply`` (status).
 """
@@ -193,18 +198,40 @@ class _Kept(io.StringIO):
 class Judge:
     """Runs test cells in a namespace whose notebook names come from the kernel as data."""
 
-    def __init__(self, link: Link, exchange: Path) -> None:
+    def __init__(self, link: Link, exchange: Path, submitted: dict[str, str | None] | None = None) -> None:
         self.link = link
         self.exchange = exchange
         # A test's temporary files (01_images writes images for open_as_array to read) must be
         # readable by the kernel: they go to the exchange folder. Model files stay private.
         wire.PRIVATE_TMP = wire.PRIVATE_TMP or tempfile.gettempdir()
+        if submitted is not None:
+            self._keep_submitted(submitted)
         shared = exchange / f"tmp-{secrets.token_hex(8)}"
         shared.mkdir(mode=0o755)  # fails on anything planted there
         tempfile.tempdir = str(shared)
         self.namespace = KernelNamespace(self)
         self._models: dict[int, tuple[Any, str]] = {}
         self._by_ref: dict[str, Any] = {}
+
+    def _keep_submitted(self, submitted: dict[str, str | None]) -> None:
+        """Write the submitted model files (name -> base64; ``None``: past the grader's limits) where only the
+        judge reads them, and point
+        :data:`course.grading.checks.SUBMITTED_FILES` at them."""
+        import base64
+
+        from course.grading import checks
+
+        private = Path(tempfile.mkdtemp(prefix="course-submitted-", dir=wire.PRIVATE_TMP))
+        kept: dict[str, Path | None] = {}
+        for name, data in submitted.items():
+            if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+                continue
+            if data is None:  # submitted, but past the grader's limits
+                kept[name] = None
+                continue
+            (private / name).write_bytes(base64.b64decode(data))
+            kept[name] = private / name
+        checks.SUBMITTED_FILES = kept
 
     # -- the kernel, through the grader
     def _request(self, build: Callable[[wire.Folder], dict[str, Any]]) -> tuple[wire.Folder, dict[str, Any]]:
@@ -376,7 +403,7 @@ def main() -> None:
     judge: Judge | None = None
     while (message := link.receive()) is not None:
         if message["op"] == "init":
-            judge = Judge(link, Path(message["exchange"]))
+            judge = Judge(link, Path(message["exchange"]), message.get("submitted"))
             link.send({"op": "ready", "failed_imports": judge.setup(message.get("imports", []))})
         elif message["op"] == "cell" and judge is not None:
             link.send({"op": "result", "outputs": judge.run_cell(message["source"])})

@@ -32,15 +32,20 @@ gradebook does not know makes it fail the whole notebook: :class:`DropUnknownGra
 graded test cell runs in the judge (course/grading/judge.py), a separate process where no
 student code runs, and only the judge's outputs are graded. The kernel runs the
 visible part of each test cell (its outputs dropped), so the notebook's state is
-what the student saw; it never receives a hidden test.
+what the student saw; it never receives a hidden test. The model files submitted
+beside the notebook are read before the kernel starts (:func:`submitted_model_files`)
+and handed to the judge, which grades those bytes whatever the student's code does
+to the files meanwhile.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -302,6 +307,49 @@ class DropUnknownGradeIds(NbGraderPreprocessor):
 MAX_JUDGE_LINE = 4 * 2**20
 
 
+# The model files a submission may hand the judge: at most this many, and this many bytes in all (this course's
+# are 0.5-13 MB; 08's limit of 5,000,000 parameters is 20 MB). They cross the judge's stdin as base64.
+MAX_SUBMITTED_FILES = 16
+MAX_SUBMITTED_BYTES = 128 * MIB
+
+
+def submitted_model_files(folder: Path, log: Any = None) -> dict[str, bytes | None]:
+    """The ``*.keras`` files lying in ``folder`` itself: name -> bytes, read before the student's kernel starts.
+
+    Only regular files are read (a link is skipped, never followed), in name order, up to
+    :data:`MAX_SUBMITTED_FILES` and :data:`MAX_SUBMITTED_BYTES`; a file past either limit maps to ``None``,
+    so that its test fails saying so rather than grading as if no file had been submitted. The hidden tests
+    measure these bytes (:data:`course.grading.checks.SUBMITTED_FILES`), so a notebook that deletes, replaces
+    or rewrites its model file while it runs changes nothing in its grade. Introduced for ``02_mnist_mlp``."""
+    found: dict[str, bytes | None] = {}
+    total = 0
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".keras"))
+    except OSError:
+        return found
+    for name in names:
+        try:
+            fd = os.open(Path(folder) / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue  # a link, or gone
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            continue
+        with os.fdopen(fd, "rb") as file:
+            kept = sum(data is not None for data in found.values())
+            if kept >= MAX_SUBMITTED_FILES or total + info.st_size > MAX_SUBMITTED_BYTES:
+                if log is not None:
+                    log.warning("Not graded: the model file %s is past the grader's limits (%d files, %d MiB in all)",
+                                name, MAX_SUBMITTED_FILES, MAX_SUBMITTED_BYTES // MIB)
+                found[name] = None
+                continue
+            data = file.read(MAX_SUBMITTED_BYTES - total + 1)
+            found[name] = data if total + len(data) <= MAX_SUBMITTED_BYTES else None  # it grew meanwhile
+            total += len(data) if found[name] is not None else 0
+    return found
+
+
 class JudgeProcess:
     """The judge (``python -I -m course.grading.judge``), started beside a student's kernel and spoken to in JSON lines."""
 
@@ -388,6 +436,8 @@ class JudgedExecute(CrashTolerantExecute):
             [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
              and not is_grade(cell) and not is_solution(cell)])
         path = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
+        # Before the kernel starts: the files as submitted, whatever the notebook does to them.
+        self._submitted = submitted_model_files(Path(path), self.log)
         self._exchange = Path(tempfile.mkdtemp(prefix=".course-judge-", dir=path))
         try:
             nb, resources = super().preprocess(nb, resources, km)
@@ -433,7 +483,9 @@ class JudgedExecute(CrashTolerantExecute):
         """Start the judge and send it ``init``; its ``ready`` is read by :meth:`_ready_judge`."""
         kernel_argv = list(getattr(self.km, "kernel_spec", None) and self.km.kernel_spec.argv or [])
         judge = JudgeProcess(judge_command(kernel_argv), str(self._exchange.parent), self.log)
-        judge.send({"op": "init", "exchange": str(self._exchange), "imports": self._judge_imports})
+        judge.send({"op": "init", "exchange": str(self._exchange), "imports": self._judge_imports,
+                    "submitted": {name: None if data is None else base64.b64encode(data).decode("ascii")
+                                  for name, data in self._submitted.items()}})
         self._judge_ready = False
         return judge
 
