@@ -9,7 +9,7 @@ from nbgrader.preprocessors import (
     OverwriteCells, OverwriteKernelspec, SaveAutoGrades,
 )
 
-from course.grading.feedback import HideHiddenTests
+from course.grading.feedback import HideHiddenTests, SanitizeSubmittedHTML
 from course.grading.preprocessors import DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -49,9 +49,12 @@ c.IgnorePattern.pattern = r"(?m)\w+Warning: |^[IWE]\d{4} \d\d:\d\d:\d\d"
 # no student code runs; the student's kernel sees only their visible part, and
 # only the judge's outputs are graded. A submission whose kernel crashes keeps the
 # points it earned before the crash (stock nbgrader grades it 0 for everything).
-# See course/grading/preprocessors.py. nbgrader 0.9.6's list, with Execute replaced.
+# See course/grading/preprocessors.py. nbgrader 0.9.6's list, with Execute replaced, and the
+# submission's HTML cleaned before formgrader or feedback shows it (SanitizeSubmittedHTML,
+# course/grading/feedback.py): a <script> in an output or a Markdown answer would otherwise run in
+# the instructor's browser.
 c.Autograde.autograde_preprocessors = [
-    JudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+    JudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SanitizeSubmittedHTML,
     SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
 ]
 

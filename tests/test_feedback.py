@@ -1,9 +1,9 @@
-"""course.grading.feedback: hidden tests and their tracebacks never reach a student."""
+"""course.grading.feedback: hidden tests and their tracebacks never reach a student, and a submission's scripts never run in a grader's page."""
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from course.grading.feedback import HideHiddenTests
+from course.grading.feedback import HideHiddenTests, SanitizeSubmittedHTML
 
 TEST_SOURCE = """assert f(1) == 2, "f(1) should be 2"
 ### BEGIN HIDDEN TESTS
@@ -46,3 +46,48 @@ def test_the_judges_errors_keep_their_visible_line():
     nb, _ = HideHiddenTests().preprocess(nb, {})
     assert nb.cells[0].outputs[0].traceback == judged.traceback
     assert nb.cells[1].outputs[0].traceback == ["AssertionError: x"]
+
+
+def test_a_submissions_html_is_cleaned_and_its_scripts_dropped():
+    from nbformat.v4 import new_markdown_cell
+
+    summary = '<pre style="white-space:pre"><span style="font-weight: bold">Model: "sequential"</span></pre>'
+    code = new_code_cell("display(...)", outputs=[
+        new_output("display_data", data={"text/html": "<b>hi</b><script>fetch('/formgrader/api/grade')</script>",
+                                         "text/plain": "hi"}),
+        new_output("display_data", data={"text/html": summary, "text/plain": "Model"}),
+        new_output("display_data", data={"application/javascript": "alert(1)"}),
+        new_output("display_data", data={"image/svg+xml": "<svg onload='alert(1)'/>", "image/png": "iVBORw0KGgo="}),
+        new_output("execute_result", data={"text/plain": "0.5", "text/markdown": "[x](javascript:alert(1))<img src=x onerror=alert(1)>"},
+                   execution_count=1),
+        new_output("stream", name="stdout", text="<script>printed, shown as text</script>\n"),
+    ])
+    answer = new_markdown_cell("My answer: <img src=x onerror=alert(1)> and a < b.\n\n> a quote")
+    answer.metadata["nbgrader"] = {"grade": True, "grade_id": "answer", "locked": False, "points": 1, "schema_version": 3,
+                                   "solution": True, "task": False}
+    plain_answer = new_markdown_cell("> Quoted: x < 3 & y > 2")
+    pictured = new_markdown_cell("![mine](attachment:a.png) [docs](https://keras.io) [x]: javascript:alert(1)",
+                                 attachments={"a.png": {"image/png": "iVBORw0KGgo="}, "b.svg": {"image/svg+xml": "<svg/>"}})
+    instructor = new_markdown_cell("Instructions <b>in bold</b>: <kbd>Shift</kbd>")
+    instructor.metadata["nbgrader"] = {"grade": False, "grade_id": "intro", "locked": True, "schema_version": 3,
+                                       "solution": False, "task": False}
+    nb = new_notebook(cells=[code, answer, plain_answer, instructor, pictured])
+    nb, _ = SanitizeSubmittedHTML().preprocess(nb, {})
+    outputs = [dict(o.get("data", {})) for o in nb.cells[0].outputs]
+    assert outputs == [
+        {"text/html": "<b>hi</b>&lt;script&gt;fetch('/formgrader/api/grade')&lt;/script&gt;", "text/plain": "hi"},
+        {"text/html": '<pre style="white-space:pre;"><span style="font-weight: bold;">Model: "sequential"</span></pre>',
+         "text/plain": "Model"},
+        {"text/plain": "[an output the grader does not show: it could run code in the page]"},
+        {"image/png": "iVBORw0KGgo="},
+        {"text/plain": "0.5", "text/markdown": "<p><a>x</a><img></p>\n"},
+        {},
+    ]
+    assert nb.cells[0].outputs[5].text == "<script>printed, shown as text</script>\n"  # escaped when rendered
+    assert nb.cells[1].source == "<p>My answer: <img> and a &lt; b.</p>\n<blockquote>\n<p>a quote</p>\n</blockquote>\n"
+    assert nb.cells[2].source == "> Quoted: x < 3 & y > 2"  # no tag: left as written
+    assert nb.cells[3].source == "Instructions <b>in bold</b>: <kbd>Shift</kbd>"  # the instructor's, locked
+    assert nb.cells[4].source == ('<p><img src="data:image/png;base64,iVBORw0KGgo=" alt="mine"> '
+                                  '<a href="https://keras.io">docs</a> [x]: javascript:alert(1)</p>\n')
+    assert nb.cells[4].attachments == {"a.png": {"image/png": "iVBORw0KGgo="}, "b.svg": {}}
+    nbformat.validate(nb)

@@ -126,6 +126,27 @@ def test_feedback_shows_results_but_no_hidden_test(course, assignment):
     assert why in partly_wrong, "a test that did not give every point must still tell the student why"
 
 
+def test_no_page_runs_a_script_a_submission_wrote(course):
+    """01's injects_html displays a <script>, event handlers, javascript: links, JavaScript and SVG: in the
+    autograded notebooks (formgrader's view) and the feedback pages they are cleaned text or gone."""
+    root, _ = course
+    shown = set()
+    for path in (root / "autograded").glob("*/*/*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            for output in cell.get("outputs", []):
+                shown |= set(output.get("data", {}))
+    assert shown <= {"text/plain", "text/html", "text/markdown", "image/png", "image/jpeg", "application/json", "text/latex"}
+    (page,) = (root / "feedback" / "injects_html" / "01_images").glob("*.html")
+    text = page.read_text()
+    assert "<b>bold stays</b>" in text, "the check below would prove nothing"
+    assert re.findall(r"<[^>]*course_xss[^>]*>", text) == [], "a tag that runs the submission's code"
+    assert re.findall(r"<script[^>]*>[^<]*course_xss", text) == [], "a script of the submission's"
+    (notebook,) = (root / "autograded" / "injects_html" / "01_images").glob("*.ipynb")
+    outputs = json.dumps([cell.get("outputs", []) for cell in nbformat.read(notebook, as_version=4).cells])
+    assert "bold stays" in outputs and re.findall(r"<[^>]*course_xss[^>]*>", outputs) == []
+    assert "course_xss('javascript')" not in outputs and "course_xss('svg')" not in outputs
+
+
 # The hidden tests that measure a trained model (README, "Grading the model the student trained").
 ACCURACY_CELLS = {
     "02_mnist_mlp": ["mlp_test_accuracy"], "03_mnist_cnn": ["cnn_test_accuracy"], "04_fashion_cnn": ["fashion_test_accuracy"],

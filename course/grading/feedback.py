@@ -1,4 +1,5 @@
-"""Feedback that shows students their visible tests and results, never the hidden tests.
+"""What students and instructors see of a graded notebook: visible tests and results, never the hidden
+tests, and never a submission's scripts.
 
 nbgrader's ``generate_feedback`` renders the autograded notebook, whose test
 cells hold the hidden tests again (nbgrader issues 917 and 1363), and a failed
@@ -7,13 +8,26 @@ preprocessor, configured in ``nbgrader_config.py``, removes the hidden regions
 and cuts those cells' tracebacks to the exception's one-line message, which
 the test author writes for students. Errors written by the judge
 (course/grading/judge.py), which quote a failing line only when it is visible, stay whole.
+
+:class:`SanitizeSubmittedHTML` runs in ``nbgrader autograde``: the autograded notebook is what formgrader
+shows the instructor and what feedback is made from, and a submission's own HTML (an output's
+``text/html``, ``<script>`` in a Markdown answer, an ``application/javascript`` display) would run there,
+in the instructor's logged-in browser. Its HTML is cleaned with ``bleach``; outputs of other kinds that can
+carry scripts are dropped.
 """
 
 from __future__ import annotations
 
+import html
+import re
+from typing import Any
+
+import bleach
+from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
-from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
+from nbgrader.utils import is_locked
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -38,3 +52,96 @@ def _from_the_judge(output: NotebookNode) -> bool:
     message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
     return (1 <= len(lines) <= 2 and lines[-1] == message
             and (len(lines) == 1 or lines[0].startswith("In the test cell, line ")))
+
+
+# Output kinds shown as they are: none of them can run a script in the page.
+SAFE_OUTPUT_KINDS = frozenset({"text/plain", "image/png", "image/jpeg", "image/gif", "application/json", "text/latex"})
+ALLOWED_TAGS = frozenset({*bleach.ALLOWED_TAGS, "p", "br", "hr", "div", "span", "pre", "code", "sub", "sup", "small",
+                          "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tfoot", "tr", "th", "td",
+                          "caption", "dl", "dt", "dd", "img"})
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})  # data: only in an image's src (_image_attribute)
+IMAGE_DATA = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*\Z")
+
+
+def _image_attribute(tag: str, name: str, value: str) -> bool:
+    """An ``img`` keeps its size, alternative text, and a source on the web or in PNG, JPEG or GIF data."""
+    if name == "src":
+        return value.startswith(("https://", "http://")) or bool(IMAGE_DATA.match(value))
+    return name in ("alt", "width", "height", "class", "style", "title")
+
+
+def _link_attribute(tag: str, name: str, value: str) -> bool:
+    """A link keeps its title, and a target on the web or an e-mail address (never a ``data:`` one)."""
+    if name == "href":
+        return value.startswith(("https://", "http://", "mailto:", "#"))
+    return name in ("title", "class", "style")
+
+
+ALLOWED_ATTRIBUTES = {"*": ["class", "style", "title"], "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"],
+                      "abbr": ["title"], "acronym": ["title"], "img": _image_attribute, "a": _link_attribute}
+
+
+# Markdown that can carry a script: a tag, or a link's or image's destination ("[x](javascript:...)", "[x]: ...").
+TAG = re.compile(r"<[A-Za-z!/?]")
+ACTIVE_MARKDOWN = re.compile(rf"{TAG.pattern}|\]\s*[(:]")
+
+
+def clean_html(text: str) -> str:
+    """``text`` with every tag, attribute, URL scheme and style that could run code escaped or removed."""
+    return bleach.clean(text, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols=ALLOWED_PROTOCOLS,
+                        css_sanitizer=CSSSanitizer(allowed_css_properties=ALLOWED_CSS_PROPERTIES), strip_comments=True)
+
+
+def clean_markdown(text: str, attachments: dict[str, Any] | None = None) -> str:
+    """Markdown as it renders, with nothing that could run code: unchanged when it holds no tag and no link or
+    image (:data:`ACTIVE_MARKDOWN`), else rendered as nbconvert renders it (which keeps a ``javascript:``
+    link, and embeds the cell's ``attachments``) and cleaned (:func:`clean_html`): HTML is Markdown too, and
+    renders the same."""
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    if not ACTIVE_MARKDOWN.search(text):
+        return text
+    try:
+        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=attachments or {})).render(text)
+    except Exception:  # an image naming an attachment the cell lacks, or Markdown mistune cannot read:
+        return f"<pre>{html.escape(text)}</pre>"  # shown as text (Markdown leaves a <pre> block as it is)
+    return clean_html(rendered)
+
+
+def _text(value: object) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+class SanitizeSubmittedHTML(NbGraderPreprocessor):
+    """Clean what a submission contributes to the autograded notebook: every code cell's outputs (the
+    notebook ran the student's code), and the source of each Markdown or raw cell the student could write
+    (locked cells are the instructor's, put back by ``OverwriteCells``). Kinds in
+    :data:`SAFE_OUTPUT_KINDS` stay, HTML and Markdown are cleaned (:func:`clean_html`, :func:`clean_markdown`;
+    Keras' model summaries are HTML from ``rich``: ``pre`` and ``span``),
+    the rest (JavaScript, SVG, widgets) are dropped. Introduced for every assignment's formgrader view."""
+
+    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, cell_index: int
+                        ) -> tuple[NotebookNode, ResourcesDict]:
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                data = output.get("data")
+                if not isinstance(data, dict):
+                    continue
+                for kind in list(data):
+                    if kind == "text/html":
+                        data[kind] = clean_html(_text(data[kind]))
+                    elif kind == "text/markdown":
+                        data[kind] = clean_markdown(_text(data[kind]))
+                    elif kind not in SAFE_OUTPUT_KINDS:
+                        del data[kind]
+                if not data:
+                    data["text/plain"] = "[an output the grader does not show: it could run code in the page]"
+        elif cell.cell_type in ("markdown", "raw") and not is_locked(cell):
+            if cell.cell_type == "markdown":
+                cell.source = clean_markdown(cell.source, cell.get("attachments"))
+            elif TAG.search(cell.source):  # a raw cell: text, unless it holds a tag
+                cell.source = clean_html(cell.source)
+            for attachment in cell.get("attachments", {}).values():  # an SVG attachment can hold a script
+                for kind in [kind for kind in attachment if kind not in SAFE_OUTPUT_KINDS]:
+                    del attachment[kind]
+        return cell, resources
