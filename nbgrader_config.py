@@ -9,7 +9,7 @@ from nbgrader.preprocessors import (
     OverwriteCells, OverwriteKernelspec, SaveAutoGrades,
 )
 
-from course.grading.feedback import HideHiddenTests, SanitizeSubmittedHTML
+from course.grading.feedback import HideHiddenTests, HideOutputsAfterHiddenTests, SanitizeSubmittedHTML
 from course.grading.preprocessors import DeduplicateGradeIds, DropUnknownGradeIds, JudgedExecute
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -35,8 +35,11 @@ c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "600"))
 # The shorter of this and Execute.timeout applies (course/grading/preprocessors.py, CrashTolerantExecute).
 c.CrashTolerantExecute.timeout_by_assignment = {"01_images": 30}
 
-# Students see their visible tests and results, never hidden-test source.
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# Students see their visible tests and results, never hidden-test source, nor the outputs of cells that ran
+# after hidden tests had called their functions (they could print those inputs): course/grading/feedback.py.
+# SanitizeSubmittedHTML again, for notebooks autograded before it was in the autograde list below.
+c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmittedHTML, HideOutputsAfterHiddenTests, HideHiddenTests,
+                                    CSSHTMLHeaderPreprocessor]
 
 # nbgrader scores a test cell 0 when anything reaches stderr, a harmless warning
 # too (nbgrader/utils.py, determine_grade). Drop Python warnings

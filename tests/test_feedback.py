@@ -91,3 +91,27 @@ def test_a_submissions_html_is_cleaned_and_its_scripts_dropped():
                                   '<a href="https://keras.io">docs</a> [x]: javascript:alert(1)</p>\n')
     assert nb.cells[4].attachments == {"a.png": {"image/png": "iVBORw0KGgo="}, "b.svg": {}}
     nbformat.validate(nb)
+
+
+def test_outputs_of_cells_run_after_hidden_tests_are_not_in_the_feedback():
+    from course.grading.feedback import HIDDEN_INPUTS_NOTE, OUTPUT_NOT_SHOWN, HideOutputsAfterHiddenTests
+
+    def solution(text):
+        cell = new_code_cell("print(...)", outputs=[new_output("stream", name="stdout", text=text)])
+        cell.metadata["nbgrader"] = {"grade": False, "grade_id": f"s{len(text)}", "locked": False, "schema_version": 3,
+                                     "solution": True, "task": False}
+        return cell
+
+    visible_only = _graded('assert f(1) == 2, "f(1) should be 2"', [new_output("stream", name="stdout", text="ok\n")])
+    hidden = _graded(TEST_SOURCE, [_error("f must add one")])
+    later_test = _graded(TEST_SOURCE, [new_output("stream", name="stdout", text="judged\n")])
+    logged = new_code_cell("print(LOGGED)", outputs=[
+        new_output("stream", name="stdout", text="f was called with 41\n"),
+        new_output("error", ename="ValueError", evalue="41", traceback=["ValueError: 41"])])
+    nb = new_notebook(cells=[solution("before\n"), visible_only, solution("still before\n"), hidden, solution("after\n"),
+                             logged, new_code_cell("pass"), later_test])
+    nb, _ = HideOutputsAfterHiddenTests().preprocess(nb, {})
+    texts = [[o.get("text") or o.get("evalue") for o in cell.outputs] for cell in nb.cells]
+    assert texts == [["before\n"], ["ok\n"], ["still before\n"], ["f must add one"], [HIDDEN_INPUTS_NOTE],
+                     [OUTPUT_NOT_SHOWN], [], ["judged\n"]]
+    nbformat.validate(nb)

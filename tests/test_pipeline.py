@@ -126,6 +126,19 @@ def test_feedback_shows_results_but_no_hidden_test(course, assignment):
     assert why in partly_wrong, "a test that did not give every point must still tell the student why"
 
 
+def test_feedback_shows_no_output_of_a_cell_run_after_hidden_tests(course):
+    """01's logs_hidden_inputs keeps the arguments the hidden tests pass to scale_to_unit and prints them
+    later: the instructor's autograded notebook has them, the student's feedback does not."""
+    root, _ = course
+    (notebook,) = (root / "autograded" / "logs_hidden_inputs" / "01_images").glob("*.ipynb")
+    printed = "".join(o.get("text", "") for c in nbformat.read(notebook, as_version=4).cells for o in c.get("outputs", []))
+    assert "LOGGED: [[[[0, 0, 0" in printed and "[240, 241, 242, 243" in printed, "the check below would prove nothing"
+    (page,) = (root / "feedback" / "logs_hidden_inputs" / "01_images").glob("*.html")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert "LOGGED:" not in text and "[240, 241, 242, 243" not in text
+    assert "not shown in the feedback" in text
+
+
 def test_no_page_runs_a_script_a_submission_wrote(course):
     """01's injects_html displays a <script>, event handlers, javascript: links, JavaScript and SVG: in the
     autograded notebooks (formgrader's view) and the feedback pages they are cleaned text or gone."""

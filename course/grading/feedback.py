@@ -9,6 +9,12 @@ and cuts those cells' tracebacks to the exception's one-line message, which
 the test author writes for students. Errors written by the judge
 (course/grading/judge.py), which quote a failing line only when it is visible, stay whole.
 
+Hidden tests never reach the student's kernel, but their inputs must: the judge calls the student's
+functions on them there. Code in the kernel can keep those arguments and print them in a later cell, so
+:class:`HideOutputsAfterHiddenTests` leaves out of the feedback the outputs of every cell the kernel ran
+after the first test cell that has hidden tests (the judge's test results stay; the student's own notebook
+has the rest).
+
 :class:`SanitizeSubmittedHTML` runs in ``nbgrader autograde``: the autograded notebook is what formgrader
 shows the instructor and what feedback is made from, and a submission's own HTML (an output's
 ``text/html``, ``<script>`` in a Markdown answer, an ``application/javascript`` display) would run there,
@@ -27,7 +33,7 @@ from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
-from nbgrader.utils import is_locked
+from nbgrader.utils import is_grade, is_locked, is_solution
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -43,6 +49,34 @@ class HideHiddenTests(ClearHiddenTests):
                 if output.get("output_type") == "error" and not _from_the_judge(output):
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+HIDDEN_INPUTS_NOTE = ("[Outputs from here on are not shown in the feedback: these cells ran after the hidden tests had "
+                      "called your functions on their inputs, which your code could print. Your own notebook has them; "
+                      "test results are shown as usual.]\n")
+OUTPUT_NOT_SHOWN = "[output not shown in the feedback]\n"
+
+
+class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
+    """For feedback, before :class:`HideHiddenTests`: the outputs of each code cell after the first graded test
+    cell holding hidden tests become one line saying they are not shown (the first such cell says why), except
+    graded test cells', which only the judge and the grader write (course/grading/preprocessors.py)."""
+
+    begin_hidden = "### BEGIN HIDDEN TESTS"
+
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        after_hidden, noted = False, False
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            if is_grade(cell) and not is_solution(cell):
+                after_hidden = after_hidden or self.begin_hidden in cell.source
+                continue
+            if after_hidden and cell.get("outputs"):
+                text = OUTPUT_NOT_SHOWN if noted else HIDDEN_INPUTS_NOTE
+                cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=text)]
+                noted = True
+        return nb, resources
 
 
 def _from_the_judge(output: NotebookNode) -> bool:
