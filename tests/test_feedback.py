@@ -61,6 +61,9 @@ def test_a_submissions_html_is_cleaned_and_its_scripts_dropped():
         new_output("execute_result", data={"text/plain": "0.5", "text/markdown": "[x](javascript:alert(1))<img src=x onerror=alert(1)>"},
                    execution_count=1),
         new_output("stream", name="stdout", text="<script>printed, shown as text</script>\n"),
+        new_output("display_data", data={"image/png": "iVBORw0KGgo="},  # nbconvert writes the width unquoted
+                   metadata={"image/png": {"width": "1 onerror=alert(1)", "height": 20}, "width": 640, "isolated": True}),
+        new_output("display_data", data={"text/markdown": "- item\n\n  ```\n  a\n\n  [open](javascript:alert(2))\n  ```\n"}),
     ])
     answer = new_markdown_cell("My answer: <img src=x onerror=alert(1)> and a < b.\n\n> a quote")
     answer.metadata["nbgrader"] = {"grade": True, "grade_id": "answer", "locked": False, "points": 1, "schema_version": 3,
@@ -82,13 +85,16 @@ def test_a_submissions_html_is_cleaned_and_its_scripts_dropped():
         {"image/png": "iVBORw0KGgo="},
         {"text/plain": "0.5", "text/markdown": "<p><a>x</a><img></p>\n"},
         {},
+        {"image/png": "iVBORw0KGgo="},
+        {"text/markdown": "<ul>\n<li><p>item</p>\n<pre><code>a\n\n&#91;open&#93;(javascript:alert(2))\n</code></pre>\n</li>\n</ul>\n"},
     ]
+    assert nb.cells[0].outputs[6].metadata == {"width": 640, "image/png": {"height": 20}}
     assert nb.cells[0].outputs[5].text == "<script>printed, shown as text</script>\n"  # escaped when rendered
     assert nb.cells[1].source == "<p>My answer: <img> and a &lt; b.</p>\n<blockquote>\n<p>a quote</p>\n</blockquote>\n"
     assert nb.cells[2].source == "> Quoted: x < 3 & y > 2"  # no tag: left as written
     assert nb.cells[3].source == "Instructions <b>in bold</b>: <kbd>Shift</kbd>"  # the instructor's, locked
     assert nb.cells[4].source == ('<p><img src="data:image/png;base64,iVBORw0KGgo=" alt="mine"> '
-                                  '<a href="https://keras.io">docs</a> [x]: javascript:alert(1)</p>\n')
+                                  '<a href="https://keras.io">docs</a> &#91;x&#93;: javascript:alert(1)</p>\n')
     assert nb.cells[4].attachments == {"a.png": {"image/png": "iVBORw0KGgo="}, "b.svg": {}}
     nbformat.validate(nb)
 

@@ -223,3 +223,27 @@ def test_what_a_test_cell_prints_is_kept_up_to_its_limit_as_it_is_printed(kernel
     outputs = the_judge.run_cell("for _ in range(100):\n    print(banner)")
     assert outputs == [{"output_type": "stream", "name": "stdout", "text": ("ab" * 50_000)[:judge.MAX_PRINTED]}]
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: the value and copies
+
+
+def test_what_the_students_code_says_on_a_hidden_call_is_left_out_as_it_could_quote_the_inputs(kernel):
+    names, the_judge, link = kernel
+
+    def scale(x):
+        if x.size != 4:  # only the hidden test's input
+            raise ValueError(f"LEAKED {x.tolist()}")
+        return x.astype(np.float32) / 255
+
+    names["scale"] = scale
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert error == {"output_type": "error", "ename": "ValueError", "evalue": "scale() raised ValueError",
+                     "traceback": ["ValueError: scale() raised ValueError"]}
+    names["scale"] = lambda x: x.astype(np.float32) / 255 if x.size == 4 else type("LEAKED_255_255_255", (), {})()
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert (error["ename"], error["evalue"]) == ("NotData", "scale() returned a value the grader cannot read as data")
+    names["scale"] = lambda x: (_ for _ in ()).throw(ValueError(f"visible {x.tolist()}"))  # a visible call: all of it
+    assert the_judge.run_cell(TEST_CELL)[-1]["evalue"] == "scale() raised ValueError: visible [0, 1, 2, 3]"
+    link.send = lambda message: link.replies.append({"op": "reply", "status": "error", "message": "could not answer (LEAKED)"})
+    hidden_only = "### BEGIN HIDDEN TESTS\nscale(np.zeros(3))\n### END HIDDEN TESTS"
+    assert the_judge.run_cell(hidden_only)[-1]["evalue"] == "the notebook's kernel could not answer"
+    link.send = lambda message: link.replies.append({"op": "reply", "status": "timeout", "message": "ran past 60 s"})
+    assert the_judge.run_cell(hidden_only)[-1]["evalue"] == "ran past 60 s"  # the grader's own words

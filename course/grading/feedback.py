@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 import bleach
-from bleach.css_sanitizer import ALLOWED_CSS_PROPERTIES, CSSSanitizer
+from bleach.css_sanitizer import CSSSanitizer
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
@@ -95,24 +95,29 @@ ALLOWED_TAGS = frozenset({*bleach.ALLOWED_TAGS, "p", "br", "hr", "div", "span", 
                           "caption", "dl", "dt", "dd", "img"})
 ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})  # data: only in an image's src (_image_attribute)
 IMAGE_DATA = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*\Z")
+# The styles Keras' summaries (rich) and plain formatting use. No position, size or layout: a student's HTML could
+# otherwise lie over formgrader's own buttons. No class either, for the same reason.
+ALLOWED_STYLES = frozenset({"color", "background-color", "font-weight", "font-style", "font-family", "font-size",
+                            "text-decoration", "white-space", "text-align", "line-height", "overflow-x"})
 
 
 def _image_attribute(tag: str, name: str, value: str) -> bool:
-    """An ``img`` keeps its size, alternative text, and a source on the web or in PNG, JPEG or GIF data."""
+    """An ``img`` keeps its alternative text, and a source in PNG, JPEG or GIF data: none on the web, which
+    would tell its owner when and where the page is opened."""
     if name == "src":
-        return value.startswith(("https://", "http://")) or bool(IMAGE_DATA.match(value))
-    return name in ("alt", "width", "height", "class", "style", "title")
+        return bool(IMAGE_DATA.match(value))
+    return name in ("alt", "title")
 
 
 def _link_attribute(tag: str, name: str, value: str) -> bool:
     """A link keeps its title, and a target on the web or an e-mail address (never a ``data:`` one)."""
     if name == "href":
         return value.startswith(("https://", "http://", "mailto:", "#"))
-    return name in ("title", "class", "style")
+    return name == "title"
 
 
-ALLOWED_ATTRIBUTES = {"*": ["class", "style", "title"], "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"],
-                      "abbr": ["title"], "acronym": ["title"], "img": _image_attribute, "a": _link_attribute}
+ALLOWED_ATTRIBUTES = {"*": ["style", "title"], "td": ["colspan", "rowspan", "style"], "th": ["colspan", "rowspan", "style"],
+                      "img": _image_attribute, "a": _link_attribute}
 
 
 # Markdown that can carry a script: a tag, or a link's or image's destination ("[x](javascript:...)", "[x]: ...").
@@ -123,7 +128,7 @@ ACTIVE_MARKDOWN = re.compile(rf"{TAG.pattern}|\]\s*[(:]")
 def clean_html(text: str) -> str:
     """``text`` with every tag, attribute, URL scheme and style that could run code escaped or removed."""
     return bleach.clean(text, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols=ALLOWED_PROTOCOLS,
-                        css_sanitizer=CSSSanitizer(allowed_css_properties=ALLOWED_CSS_PROPERTIES), strip_comments=True)
+                        css_sanitizer=CSSSanitizer(allowed_css_properties=ALLOWED_STYLES), strip_comments=True)
 
 
 def clean_markdown(text: str, attachments: dict[str, Any] | None = None) -> str:
@@ -138,8 +143,32 @@ def clean_markdown(text: str, attachments: dict[str, Any] | None = None) -> str:
     try:
         rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=attachments or {})).render(text)
     except Exception:  # an image naming an attachment the cell lacks, or Markdown mistune cannot read:
-        return f"<pre>{html.escape(text)}</pre>"  # shown as text (Markdown leaves a <pre> block as it is)
-    return clean_html(rendered)
+        return f"<pre>{_inert(html.escape(text))}</pre>"  # shown as text (Markdown leaves a <pre> block as it is)
+    return _inert(clean_html(rendered))
+
+
+def _inert(cleaned: str) -> str:
+    """Cleaned HTML that stays as it is when read as Markdown again (the notebook's page does): an HTML block
+    ends at a blank line, and a link in what follows ("[x](javascript:...)") would be Markdown once more.
+    Without ``[``, ``]`` and ``<`` outside tags no link, image or autolink can form."""
+    return re.sub(r"[\[\]]", lambda bracket: "&#91;" if bracket.group() == "[" else "&#93;", cleaned)
+
+
+def _safe_metadata(metadata: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """An output's metadata with only what the page needs: integer ``width`` and ``height``, for the output and
+    for each of its images. nbconvert writes them into the ``img`` tag unquoted, so a student's
+    ``{"width": "1 onerror=..."}`` became an attribute that runs code; everything else is dropped."""
+    def sizes(entry: Any) -> dict[str, int]:
+        if not isinstance(entry, dict):
+            return {}
+        return {key: entry[key] for key in ("width", "height")
+                if isinstance(entry.get(key), int) and not isinstance(entry.get(key), bool) and 0 < entry[key] < 100_000}
+
+    kept: dict[str, Any] = sizes(metadata)
+    for kind in data:
+        if kind.startswith("image/") and sizes(metadata.get(kind) if isinstance(metadata, dict) else None):
+            kept[kind] = sizes(metadata[kind])
+    return kept
 
 
 def _text(value: object) -> str:
@@ -170,6 +199,8 @@ class SanitizeSubmittedHTML(NbGraderPreprocessor):
                         del data[kind]
                 if not data:
                     data["text/plain"] = "[an output the grader does not show: it could run code in the page]"
+                if "metadata" in output:
+                    output["metadata"] = _safe_metadata(output["metadata"], data)
         elif cell.cell_type in ("markdown", "raw") and not is_locked(cell):
             if cell.cell_type == "markdown":
                 cell.source = clean_markdown(cell.source, cell.get("attachments"))

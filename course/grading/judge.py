@@ -56,7 +56,10 @@ CELL_FILENAME = "<test cell>"
 
 
 class StudentCodeError(Exception):
-    """A function of the notebook raised an exception when the test called it."""
+    """A function of the notebook raised an exception when the test called it. ``brief``: the message without
+    the student's own text (shown for a call from a hidden test, whose inputs that text could quote)."""
+
+    brief = ""
 
 
 def _student_error(name: str) -> type[StudentCodeError]:
@@ -69,6 +72,8 @@ def _student_error(name: str) -> type[StudentCodeError]:
 
 class KernelUnavailable(Exception):
     """The student's kernel did not answer: it timed out, died, or broke the grader's request."""
+
+    brief = ""
 
 
 class Link:
@@ -244,7 +249,10 @@ class Judge:
             if reply is None:
                 raise SystemExit(0)  # the grader has gone
             if reply.get("status") != "ok":
-                raise KernelUnavailable(reply.get("message") or "the notebook's kernel did not answer")
+                error = KernelUnavailable(reply.get("message") or "the notebook's kernel did not answer")
+                # A time limit or a crash is the grader's text; an error answering quotes the kernel's.
+                error.brief = "the notebook's kernel could not answer" if reply.get("status") == "error" else str(error)
+                raise error
             return folder, folder.read_json("response.json")
         except BaseException:
             self._discard(folder)
@@ -316,10 +324,14 @@ class Judge:
             if response.get("ok") is not True:
                 raised = response.get("raised") or {}
                 kind = str(raised.get("type"))[:100]
-                raise _student_error(kind)(f"{function.__name__}() raised {kind}: {str(raised.get('message'))[:2000]}")
+                error = _student_error(kind)(f"{function.__name__}() raised {kind}: {str(raised.get('message'))[:2000]}")
+                error.brief = f"{function.__name__}() raised {kind if kind.isidentifier() else 'an exception'}"[:200]
+                raise error
             if "notdata" in response:
-                raise wire.NotData(f"{function.__name__}() returned {str(response['notdata'])[:500]}, which the grader cannot "
-                                   "read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")
+                error = wire.NotData(f"{function.__name__}() returned {str(response['notdata'])[:500]}, which the grader "
+                                     "cannot read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")
+                error.brief = f"{function.__name__}() returned a value the grader cannot read as data"
+                raise error
             decoder = self._decoder(folder)
             result = decoder.decode(response.get("value"))
             for index, desc in (response.get("changed_args") or {}).items():
@@ -383,9 +395,12 @@ class Judge:
         if isinstance(error, KeyError) and not message:
             message = repr(error.args[0]) if error.args else ""
         message = message[:10_000]
-        lines = [f"{name}: {message}"]
         hidden = hidden_lines(source)
         frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == CELL_FILENAME]
+        if (not frames or frames[-1].lineno in hidden) and isinstance(error, (StudentCodeError, wire.NotData, KernelUnavailable)):
+            # A hidden test's call: what the student's code raised, returned or said could quote the hidden inputs.
+            message = getattr(error, "brief", "") or "the notebook's kernel did not answer"
+        lines = [f"{name}: {message}"]
         if frames and frames[-1].lineno not in hidden:
             line = source.split("\n")[frames[-1].lineno - 1].strip()
             lines.insert(0, f"In the test cell, line {frames[-1].lineno}: {line[:1000]}")

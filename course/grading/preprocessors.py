@@ -465,6 +465,10 @@ class JudgedExecute(CrashTolerantExecute):
                 or self._crashed_at is not None:
             return super().preprocess_cell(cell, resources, index)
         self._kernel_state = "ok"
+        if judge_module.BEGIN_HIDDEN in cell.source:
+            # From the first hidden test on, the kernel may hold its inputs: no display it opened earlier may be
+            # updated any more (the feedback shows the earlier cells' outputs, course/grading/feedback.py).
+            self._display_id_map.clear()
         outputs = self._judged_outputs(cell.source)
         if self._kernel_state == "dead":
             self._crashed_at = index
