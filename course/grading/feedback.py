@@ -35,6 +35,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
 
+from course.grading.judge import BEGIN_HIDDEN
+
 
 class HideHiddenTests(ClearHiddenTests):
     """``ClearHiddenTests`` for feedback, which also shortens the tracebacks of the cells it cleared."""
@@ -62,15 +64,13 @@ class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
     cell holding hidden tests become one line saying they are not shown (the first such cell says why), except
     graded test cells', which only the judge and the grader write (course/grading/preprocessors.py)."""
 
-    begin_hidden = "### BEGIN HIDDEN TESTS"
-
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
         after_hidden, noted = False, False
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
             if is_grade(cell) and not is_solution(cell):
-                after_hidden = after_hidden or self.begin_hidden in cell.source
+                after_hidden = after_hidden or BEGIN_HIDDEN in cell.source
                 continue
             if after_hidden and cell.get("outputs"):
                 text = OUTPUT_NOT_SHOWN if noted else HIDDEN_INPUTS_NOTE
