@@ -6,9 +6,10 @@ student submits the file with the notebook, and under the grading budget the
 notebook loads the file instead of training. The hidden tests measure the same
 file outside the student's kernel (:func:`course.grading.checks.file_report`).
 
-``02_mnist_mlp`` to ``07_batchnorm_functional`` do the same with a fallback
-(:func:`save`, :func:`submitted`): without a usable file, the notebook trains under
-the grading budget as before, and the accuracy test uses that budget's threshold.
+``02_mnist_mlp`` to ``07_batchnorm_functional`` do the same (:func:`save`,
+:func:`submitted`): without a usable file, the notebook trains under the grading
+budget so that the rest of it runs, and the accuracy test fails (nothing shows
+where a model the notebook holds came from).
 ``05_cifar_cnn`` submits two files, one per model.
 """
 
@@ -68,11 +69,12 @@ def save(model: Any, path: Path | str, record: dict[str, Any] | None = None) -> 
 
 def submitted(path: Path) -> Any | None:
     """Under grading: the trained model the student submitted at ``path``, or ``None`` (with the reason
-    printed) when there is none Keras can load, so that the notebook trains under the grading budget.
+    printed) when there is none Keras can load: the notebook then trains under the grading budget so that the
+    rest of it runs, and the accuracy test fails.
     Introduced in ``02_mnist_mlp``."""
     try:
-        model = load(path, consequence="Meanwhile the notebook trains under the grading budget, and the accuracy "
-                                       "test uses that budget's lower threshold.")
+        model = load(path, consequence="The notebook trains under the grading budget so that the rest of it runs, "
+                                       "but the accuracy test needs the file: submit it with the notebook.")
     except ModelFileError as error:
         print(f"Grading without your model file: {error}")
         return None

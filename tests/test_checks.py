@@ -111,13 +111,14 @@ def test_a_submitted_file_is_measured_and_compared_with_the_students_own_network
 
 
 @pytest.mark.skipif(not os.environ.get("COURSE_DATA_DIR"), reason="needs the MNIST test set (COURSE_DATA_DIR)")
-def test_the_graded_accuracy_is_the_submitted_files_or_else_the_model_trained_while_grading(tmp_path, monkeypatch):
+def test_the_graded_accuracy_is_the_submitted_files_and_without_one_the_judge_grades_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_BUDGET", "grading")
     path = tmp_path / "03_mnist_cnn.keras"
     _always_one().save(path)
     accuracy, threshold, what = checks.graded_accuracy(path, _always_one(), lambda: pytest.fail("not needed"),
                                                        "mnist", full=0.98, grading=0.975)
     assert (round(accuracy, 4), threshold) == (0.1135, 0.98) and what.startswith("the model file you submitted")
+    # Outside the judge (CI's nbval of a source notebook): the model the run trained, at its budget's threshold.
     accuracy, threshold, what = checks.graded_accuracy(tmp_path / "missing.keras", _always_one(), _always_one,
                                                        "mnist", full=0.98, grading=0.975)
     assert (round(accuracy, 4), threshold) == (0.1135, 0.975) and "no usable model file" in what
@@ -126,6 +127,14 @@ def test_the_graded_accuracy_is_the_submitted_files_or_else_the_model_trained_wh
         checks.graded_accuracy(path, wider, _always_one, "mnist", full=0.98, grading=0.975)
     with pytest.raises(AssertionError, match="not the network your build function builds"):
         checks.graded_accuracy(tmp_path / "missing.keras", wider, _always_one, "mnist", full=0.98, grading=0.975)
+    # In the judge, no file is no grade, whatever the kernel's model: it is never asked for.
+    monkeypatch.setenv("COURSE_JUDGE", "1")
+    with pytest.raises(AssertionError, match="no model file missing.keras that Keras can load was submitted"):
+        checks.graded_accuracy(tmp_path / "missing.keras", _always_one(), lambda: pytest.fail("not asked for"),
+                               "mnist", full=0.98, grading=0.975)
+    accuracy, threshold, _ = checks.graded_accuracy(path, _always_one(), lambda: pytest.fail("not asked for"),
+                                                    "mnist", full=0.98, grading=0.975)
+    assert (round(accuracy, 4), threshold) == (0.1135, 0.98)
 
 
 def test_pixel_scaling_gives_the_students_own_scaling_to_the_measurement():

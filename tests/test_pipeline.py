@@ -176,21 +176,28 @@ MODEL_FILES["05_cifar_cnn"] = ["05_cifar_cnn_tutorial.keras", "05_cifar_cnn_wide
 
 
 def _cell_text(root: Path, assignment: str, student: str, grade_id: str) -> str:
+    """What a graded cell of a student's autograded notebook printed, and its error, if any."""
     (path,) = (root / "autograded" / student / assignment).glob("*.ipynb")
     (cell,) = [c for c in nbformat.read(path, as_version=4).cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    return "".join(o.get("text", "") if o.output_type == "stream" else o.get("evalue", "") for o in cell.outputs)
 
 
 @pytest.mark.parametrize("assignment", list(ACCURACY_CELLS))
-def test_accuracy_is_graded_on_the_submitted_model_file_else_on_the_model_trained_while_grading(course, assignment):
+def test_accuracy_is_graded_on_the_submitted_model_file_and_on_nothing_else(course, assignment):
+    """A file submitted is what is graded; without one, nothing is: the model the kernel holds could have come
+    from anywhere (a weaker file under another name, weights pasted in, the grading budget's own training)."""
     root, _ = course
     graded = {"correct": 0, "partly_wrong": 0}
     for spec in submissions.load_specs(ROOT / pipeline.SAMPLES_DIR / f"{assignment}.yml"):
         if spec.student not in graded:
             continue
         for grade_id, file in zip(ACCURACY_CELLS[assignment], MODEL_FILES[assignment]):
-            what = "the model file you submitted" if file in spec.files else "the model trained while grading"
-            assert f"Graded {what}" in _cell_text(root, assignment, spec.student, grade_id), (spec.student, grade_id)
+            text = _cell_text(root, assignment, spec.student, grade_id)
+            if file in spec.files:
+                assert "Graded the model file you submitted" in text, (spec.student, grade_id)
+            else:
+                assert f"no model file {file} that Keras can load was submitted" in text, (spec.student, grade_id)
+                assert "Graded" not in text, (spec.student, grade_id)
         graded[spec.student] += 1
     assert graded == {"correct": 1, "partly_wrong": 1}
 

@@ -247,10 +247,15 @@ def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: fl
     """The accuracy a hidden test grades, its threshold, and which model it was: ``(accuracy, threshold, what)``.
 
     The submitted model file at ``path`` when Keras can load it: it must hold the network ``built`` (the
-    student's own build function's model) has, and meets the ``full`` budget's threshold. Otherwise the model
-    the notebook trained while grading, ``trained()``, which must be that network too, with the threshold of
-    the budget that ran (``grading``, or ``full`` when forced). A failed requirement is an ``AssertionError``
-    that says which. Introduced in ``02_mnist_mlp``; README, "Grading the model the student trained"."""
+    student's own build function's model) has, and meets the ``full`` budget's threshold. A failed requirement
+    is an ``AssertionError`` that says which. Introduced in ``02_mnist_mlp``; README, "Grading the model the
+    student trained".
+
+    Without such a file, grading a submission (in the judge) fails the test: whatever model the student's kernel
+    holds, nothing shows where it came from (a weaker file under another name, weights pasted into the notebook,
+    or the grading budget's own training, which would give the points to a student who never trained). Elsewhere
+    (CI's nbval, a student's own run of the source notebook) the model the notebook trained, ``trained()``, is
+    measured instead, with the threshold of the budget that ran (``grading``, or ``full``)."""
     import keras
 
     from course import budget
@@ -260,13 +265,16 @@ def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: fl
         assert report["same_architecture"], f"the model file {Path(path).name} does not hold the network your build function builds"
         threshold, what = full, f"the model file you submitted ({Path(path).name}, full budget)"
     else:
+        assert os.environ.get("COURSE_JUDGE") != "1", (
+            f"no model file {Path(path).name} that Keras can load was submitted: the accuracy points are measured on "
+            "the file your notebook saves when it trains with the full budget; submit it with the notebook")
         model = trained()
         assert isinstance(model, keras.Model), "model must be the trained Keras model"
         assert architecture(model) == architecture(built), "the trained model is not the network your build function builds"
         report = fresh_report(model, dataset, standardize)
         name = budget.active_name()
         threshold = {"full": full, "grading": grading}[name]
-        what = f"the model trained while grading ({name} budget; no usable model file)"
+        what = f"the model this run trained ({name} budget; no usable model file)"
     assert report["output_shape"] == [None, 10], "the model must output 10 probabilities per image"
     return report["accuracy"], threshold, what
 
