@@ -237,11 +237,25 @@ def test_what_the_students_code_says_on_a_hidden_call_is_left_out_as_it_could_qu
     error = the_judge.run_cell(TEST_CELL)[-1]
     assert error == {"output_type": "error", "ename": "ValueError", "evalue": "scale() raised ValueError",
                      "traceback": ["ValueError: scale() raised ValueError"]}
+    class LEAKED_0_1_2(Exception):  # a class of the student's: its name could spell the inputs too
+        pass
+
+    names["scale"] = lambda x: x.astype(np.float32) / 255 if x.size == 4 else (_ for _ in ()).throw(LEAKED_0_1_2())
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert error == {"output_type": "error", "ename": "StudentCodeError", "evalue": "scale() raised an exception",
+                     "traceback": ["StudentCodeError: scale() raised an exception"]}
     names["scale"] = lambda x: x.astype(np.float32) / 255 if x.size == 4 else type("LEAKED_255_255_255", (), {})()
     error = the_judge.run_cell(TEST_CELL)[-1]
     assert (error["ename"], error["evalue"]) == ("NotData", "scale() returned a value the grader cannot read as data")
     names["scale"] = lambda x: (_ for _ in ()).throw(ValueError(f"visible {x.tolist()}"))  # a visible call: all of it
     assert the_judge.run_cell(TEST_CELL)[-1]["evalue"] == "scale() raised ValueError: visible [0, 1, 2, 3]"
+    def leaky(x):
+        raise ValueError(x.tolist())
+
+    leaky.__name__ = "LEAKED_255_255_255"  # a function the kernel hands back is named by the kernel
+    names["factory"] = lambda: leaky
+    error = the_judge.run_cell("### BEGIN HIDDEN TESTS\nfactory()(np.full(3, 255))\n### END HIDDEN TESTS")[-1]
+    assert (error["ename"], error["evalue"]) == ("ValueError", "a function of the notebook raised ValueError")
     link.send = lambda message: link.replies.append({"op": "reply", "status": "error", "message": "could not answer (LEAKED)"})
     hidden_only = "### BEGIN HIDDEN TESTS\nscale(np.zeros(3))\n### END HIDDEN TESTS"
     assert the_judge.run_cell(hidden_only)[-1]["evalue"] == "the notebook's kernel could not answer"

@@ -137,7 +137,8 @@ def test_feedback_shows_no_output_of_a_cell_run_after_hidden_tests(course):
     text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
     assert "LOGGED:" not in text and "[240, 241, 242, 243" not in text
     assert "not shown in the feedback" in text
-    for student, marker in (("updates_earlier_display", "LEAKED: "), ("raises_hidden_inputs", "LEAKED-BY-ERROR")):
+    for student, marker in (("updates_earlier_display", "LEAKED: "), ("names_exception_after_inputs", "LEAKED_BY_CLASS"),
+                            ("raises_hidden_inputs", "LEAKED-BY-ERROR")):
         (page,) = (root / "feedback" / student / "01_images").glob("*.html")
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         assert marker not in text and "[240, 241, 242, 243" not in text, student

@@ -62,6 +62,13 @@ class StudentCodeError(Exception):
     brief = ""
 
 
+def builtin_exception_name(name: str) -> str | None:
+    """``name`` when it is one of Python's own exception classes (``ValueError``, ``NotImplementedError``), else
+    ``None``: a class the student named can spell out anything, such as a hidden test's inputs."""
+    found = getattr(builtins, name, None) if name.isidentifier() else None
+    return name if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
 def _student_error(name: str) -> type[StudentCodeError]:
     """A :class:`StudentCodeError` named like the exception the student's code raised (``NotImplementedError``
     for an untouched stub), so that the feedback reads as it would in the student's own notebook."""
@@ -97,6 +104,7 @@ class KernelFunction:
 
     def __init__(self, judge: "Judge", ref: str, name: str) -> None:
         self._judge, self._ref, self.__name__ = judge, ref, name
+        self._named_by_test = False  # True once named as the test names it (the kernel chose ``name``)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._judge.call(self, args, kwargs)
@@ -306,6 +314,7 @@ class Judge:
             value = self._decoder(folder).decode(response.get("value"))
             if isinstance(value, KernelFunction):
                 value.__name__ = name  # messages name it as the test does
+                value._named_by_test = True
             return True, value
         finally:
             self._discard(folder)
@@ -320,17 +329,18 @@ class Judge:
                 raise TypeError(f"the test passes {error} to {function.__name__}, which cannot cross as data") from None
 
         folder, response = self._request(build)
+        called = f"{function.__name__}()" if function._named_by_test else "a function of the notebook"  # for ``brief``
         try:
             if response.get("ok") is not True:
                 raised = response.get("raised") or {}
                 kind = str(raised.get("type"))[:100]
                 error = _student_error(kind)(f"{function.__name__}() raised {kind}: {str(raised.get('message'))[:2000]}")
-                error.brief = f"{function.__name__}() raised {kind if kind.isidentifier() else 'an exception'}"[:200]
+                error.brief = f"{called} raised {builtin_exception_name(kind) or 'an exception'}"[:200]
                 raise error
             if "notdata" in response:
                 error = wire.NotData(f"{function.__name__}() returned {str(response['notdata'])[:500]}, which the grader "
                                      "cannot read as data: return NumPy arrays, numbers, strings, lists, tuples, dicts or Keras models")
-                error.brief = f"{function.__name__}() returned a value the grader cannot read as data"
+                error.brief = f"{called} returned a value the grader cannot read as data"
                 raise error
             decoder = self._decoder(folder)
             result = decoder.decode(response.get("value"))
@@ -400,6 +410,8 @@ class Judge:
         if (not frames or frames[-1].lineno in hidden) and isinstance(error, (StudentCodeError, wire.NotData, KernelUnavailable)):
             # A hidden test's call: what the student's code raised, returned or said could quote the hidden inputs.
             message = getattr(error, "brief", "") or "the notebook's kernel did not answer"
+            if isinstance(error, StudentCodeError):  # named as the student's class was, unless it is Python's own
+                name = builtin_exception_name(name) or StudentCodeError.__name__
         lines = [f"{name}: {message}"]
         if frames and frames[-1].lineno not in hidden:
             line = source.split("\n")[frames[-1].lineno - 1].strip()
