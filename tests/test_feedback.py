@@ -121,3 +121,39 @@ def test_outputs_of_cells_run_after_hidden_tests_are_not_in_the_feedback():
     assert texts == [["before\n"], ["ok\n"], ["still before\n"], ["f must add one"], [HIDDEN_INPUTS_NOTE],
                      [OUTPUT_NOT_SHOWN], [], ["judged\n"]]
     nbformat.validate(nb)
+
+
+def test_a_visible_failure_after_the_hidden_tests_keeps_its_line_but_not_its_message():
+    """After the first hidden test the kernel may hold its inputs, and a function can return them to a visible
+    test whose message quotes what it got: that message stays in formgrader, not in the feedback."""
+    from course.grading.feedback import VISIBLE_MESSAGE_NOT_SHOWN, HideOutputsAfterHiddenTests
+
+    line = 'In the test cell, line 1: assert f(1) == 2, f"f(1) should be 2, got {f(1)}"'
+
+    def judged(name, message, visible=True):
+        return new_output("error", ename=name, evalue=message,
+                          traceback=[line, f"{name}: {message}"] if visible else [f"{name}: {message}"])
+
+    before = _graded('assert f(1) == 2, "f(1) should be 2"', [judged("AssertionError", "f(1) should be 2, got [255, 0, 7]")])
+    first_hidden = _graded(TEST_SOURCE, [judged("AssertionError", "f(1) should be 2, got [255, 0, 8]")])
+    later = [_graded(TEST_SOURCE, [judged("AssertionError", "f(1) should be 2, got [255, 0, 9]")]),
+             _graded(TEST_SOURCE, [judged("LEAKED_255_0_9", "f() raised LEAKED_255_0_9: 255 0 9")]),
+             _graded(TEST_SOURCE, [judged("ValueError", "f() raised ValueError", visible=False)]),
+             _graded(TEST_SOURCE, [judged("LEAKED_255_0_9", "f() raised an exception", visible=False)]),
+             _graded(TEST_SOURCE, [judged("AssertionError", "f must add one", visible=False)])]
+    nb = new_notebook(cells=[before, first_hidden, *later])
+    nb, _ = HideOutputsAfterHiddenTests().preprocess(nb, {})
+    errors = [(o.ename, o.evalue, o.traceback) for cell in nb.cells for o in cell.outputs]
+    assert errors == [
+        ("AssertionError", "f(1) should be 2, got [255, 0, 7]", [line, "AssertionError: f(1) should be 2, got [255, 0, 7]"]),
+        ("AssertionError", "f(1) should be 2, got [255, 0, 8]", [line, "AssertionError: f(1) should be 2, got [255, 0, 8]"]),
+        ("AssertionError", VISIBLE_MESSAGE_NOT_SHOWN, [line, f"AssertionError: {VISIBLE_MESSAGE_NOT_SHOWN}"]),
+        ("StudentCodeError", VISIBLE_MESSAGE_NOT_SHOWN, [line, f"StudentCodeError: {VISIBLE_MESSAGE_NOT_SHOWN}"]),
+        ("ValueError", "f() raised ValueError", ["ValueError: f() raised ValueError"]),
+        ("StudentCodeError", "f() raised an exception", ["StudentCodeError: f() raised an exception"]),
+        ("AssertionError", "f must add one", ["AssertionError: f must add one"]),
+    ]
+    nb, _ = HideHiddenTests().preprocess(nb, {})  # the next step in feedback keeps the judge's errors whole
+    assert [o.traceback for cell in nb.cells[2:4] for o in cell.outputs] == [
+        [line, f"AssertionError: {VISIBLE_MESSAGE_NOT_SHOWN}"], [line, f"StudentCodeError: {VISIBLE_MESSAGE_NOT_SHOWN}"]]
+    nbformat.validate(nb)

@@ -143,6 +143,13 @@ def test_feedback_shows_no_output_of_a_cell_run_after_hidden_tests(course):
         text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
         assert marker not in text and "[240, 241, 242, 243" not in text, student
     assert "scale_to_unit() raised ValueError" in text, "the check above would prove nothing"
+    # returns_hidden_inputs hands them back to channel_means' visible test, whose message quotes what it got.
+    (notebook,) = (root / "autograded" / "returns_hidden_inputs" / "01_images").glob("*.ipynb")
+    assert "1002.5" in json.dumps([c.get("outputs", []) for c in nbformat.read(notebook, as_version=4).cells]), (
+        "the check below would prove nothing")
+    (page,) = (root / "feedback" / "returns_hidden_inputs" / "01_images").glob("*.html")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+    assert "1002.5" not in text and "message not shown in the feedback" in text
 
 
 def test_no_page_runs_a_script_a_submission_wrote(course):

@@ -13,7 +13,8 @@ Hidden tests never reach the student's kernel, but their inputs must: the judge 
 functions on them there. Code in the kernel can keep those arguments and print them in a later cell, so
 :class:`HideOutputsAfterHiddenTests` leaves out of the feedback the outputs of every cell the kernel ran
 after the first test cell that has hidden tests (the judge's test results stay; the student's own notebook
-has the rest).
+has the rest), and of later test cells' failures on a visible line only the line, not the message, which
+could quote a value the student's function returned.
 
 :class:`SanitizeSubmittedHTML` runs in ``nbgrader autograde``: the autograded notebook is what formgrader
 shows the instructor and what feedback is made from, and a submission's own HTML (an output's
@@ -35,7 +36,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
 
-from course.grading.judge import BEGIN_HIDDEN
+from course.grading.judge import BEGIN_HIDDEN, builtin_exception_name
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -59,10 +60,22 @@ HIDDEN_INPUTS_NOTE = ("[Outputs from here on are not shown in the feedback: thes
 OUTPUT_NOT_SHOWN = "[output not shown in the feedback]\n"
 
 
+VISIBLE_MESSAGE_NOT_SHOWN = ("[message not shown in the feedback: this test ran after the hidden tests had called your "
+                             "functions, and its message could quote what your code kept of their inputs; run the "
+                             "test in your notebook to read it]")
+# The exceptions the judge names itself (course/grading/judge.py); any other name is checked against Python's own.
+JUDGE_ERRORS = frozenset({"StudentCodeError", "NotData", "KernelUnavailable"})
+
+
 class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
     """For feedback, before :class:`HideHiddenTests`: the outputs of each code cell after the first graded test
     cell holding hidden tests become one line saying they are not shown (the first such cell says why), except
-    graded test cells', which only the judge and the grader write (course/grading/preprocessors.py)."""
+    graded test cells', which only the judge and the grader write (course/grading/preprocessors.py).
+
+    Those later test cells keep what they printed and their hidden tests' messages, but a failure on a visible
+    line keeps only that line: its message could quote a value the student's function returned, such as the
+    hidden inputs it kept (a function that returns them fails its test on purpose). An exception named by the
+    student (only Python's own and the judge's names are kept) reads ``StudentCodeError``."""
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
         after_hidden, noted = False, False
@@ -70,6 +83,10 @@ class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
             if cell.cell_type != "code":
                 continue
             if is_grade(cell) and not is_solution(cell):
+                if after_hidden:
+                    for output in cell.get("outputs", []):
+                        if output.get("output_type") == "error":
+                            _keep_only_the_visible_line(output)
                 after_hidden = after_hidden or BEGIN_HIDDEN in cell.source
                 continue
             if after_hidden and cell.get("outputs"):
@@ -77,6 +94,23 @@ class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
                 cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=text)]
                 noted = True
         return nb, resources
+
+
+def _keep_only_the_visible_line(output: NotebookNode) -> None:
+    """An error of a test cell judged after the hidden tests ran: a visible line's failure keeps that line (the
+    instructor's source) and not its message; any failure keeps its exception's name only when it is Python's own
+    or the judge's."""
+    name = str(output.get("ename", ""))
+    if name not in JUDGE_ERRORS and builtin_exception_name(name) is None:
+        name = "StudentCodeError"
+    lines = [str(line) for line in output.get("traceback", [])]
+    message = str(output.get("evalue", ""))
+    if not lines or not lines[0].startswith("In the test cell, line ") or not _from_the_judge(output):
+        if name != output.get("ename"):  # a hidden line's: the judge's brief message, renamed
+            output["ename"], output["traceback"] = name, [*lines[:-1], f"{name}: {message}"]
+        return
+    output["ename"], output["evalue"] = name, VISIBLE_MESSAGE_NOT_SHOWN
+    output["traceback"] = [lines[0], f"{name}: {VISIBLE_MESSAGE_NOT_SHOWN}"]
 
 
 def _from_the_judge(output: NotebookNode) -> bool:
