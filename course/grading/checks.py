@@ -119,15 +119,20 @@ def checked_copy(path: Path) -> Iterator[Path]:
         yield copy
 
 
-def measure(path: Path, dataset: str | None, standardize: Standardization | None = None) -> dict[str, Any]:
-    """Load the model file and the test set, and measure: runs in the fresh process."""
+def load_checked(path: Path) -> tuple[Any, dict[str, Any] | None]:
+    """The model in the file at ``path`` and its training record (:func:`course.modelfile.read_record`), both read
+    from one :func:`checked_copy`: uncompiled, in Keras' safe mode. Raises what Keras or the check raise."""
     import keras
 
     from course import modelfile
 
     with checked_copy(path) as copy:
-        model = keras.saving.load_model(copy, compile=False, safe_mode=True)
-        training = modelfile.read_record(copy.read_bytes())
+        return keras.saving.load_model(copy, compile=False, safe_mode=True), modelfile.read_record(copy.read_bytes())
+
+
+def measure(path: Path, dataset: str | None, standardize: Standardization | None = None) -> dict[str, Any]:
+    """Load the model file and the test set, and measure: runs in the fresh process."""
+    model, training = load_checked(path)
     return measure_loaded(model, training, dataset, standardize)
 
 
@@ -189,19 +194,16 @@ def submitted_report(path: Path, built: Any, dataset: str | None = None,
     whether it holds the network ``built`` (the student's own build function's model) has. ``None`` when
     there is no file Keras can load: the notebook then trained under the grading budget.
     Introduced in ``02_mnist_mlp``."""
-    import keras
-
     found = submitted_file(path)
     if found is None:
         return None
-    from course import modelfile
-
     try:
-        with checked_copy(found) as copy:  # one copy for both: the file cannot change between them
-            model = keras.saving.load_model(copy, compile=False, safe_mode=True)
-            if os.environ.get("COURSE_JUDGE") == "1":  # the judge measures the model it has just loaded
-                report = measure_loaded(model, modelfile.read_record(copy.read_bytes()), dataset, standardize)
-            else:
+        if os.environ.get("COURSE_JUDGE") == "1":  # the judge measures the model it has just loaded
+            model, training = load_checked(found)
+            report = measure_loaded(model, training, dataset, standardize)
+        else:
+            with checked_copy(found) as copy:  # one copy for both: the file cannot change between them
+                model, _ = load_checked(copy)
                 report = _report_of_file(copy, dataset, standardize)
     except Exception:  # a file Keras cannot load counts as no file
         return None
