@@ -110,7 +110,7 @@ def layer_label(layer: Any) -> str:
     """``"Conv2D 28x28x32, 9,248 parameters"``: a layer's type, output shape (batch left out) and size."""
     shape = tuple(getattr(getattr(layer, "output", None), "shape", ()) or ())[1:]
     size = "x".join("?" if side is None else str(side) for side in shape)
-    return f"{type(layer).__name__} {size}, {layer.count_params():,} parameters".replace("  ", " ")
+    return f"{type(layer).__name__}{f' {size}' if size else ''}, {layer.count_params():,} parameters"
 
 
 def wiring_rows(built: Any, meant: Any) -> list[WiringRow]:

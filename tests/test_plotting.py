@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from course import plotting  # noqa: E402
 from course.plotting import WiringRow, plot_wiring, show_image_grid, wiring_rows  # noqa: E402
 
 
@@ -118,3 +119,17 @@ def test_plot_wiring_draws_each_column_with_the_missing_layers_dashed():
     assert texts["Conv2D 8x8x4, 148 parameters"].get_bbox_patch().get_linestyle() == "solid"
     # Five arrows for the fixed model's six layers; three for the blog model's four, one of them the skip.
     assert len([child for child in fig.axes[0].texts if child.get_text() == "" and child.arrow_patch is not None]) == 5 + 3
+
+
+def test_layer_label_names_type_shape_and_parameters():
+    import keras
+
+    model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Conv2D(3, 1), keras.layers.Flatten()])
+    assert [plotting.layer_label(layer) for layer in model.layers] == ["Conv2D 2x2x3, 6 parameters",
+                                                                      "Flatten 12, 0 parameters"]
+
+    class Shapeless:  # a layer not yet called on anything has no output shape
+        def count_params(self):
+            return 1234
+
+    assert plotting.layer_label(Shapeless()) == "Shapeless, 1,234 parameters"
