@@ -75,7 +75,9 @@ def test_a_submissions_html_is_cleaned_and_its_scripts_dropped():
     instructor.metadata["nbgrader"] = {"grade": False, "grade_id": "intro", "locked": True, "schema_version": 3,
                                        "solution": False, "task": False}
     nb = new_notebook(cells=[code, answer, plain_answer, instructor, pictured])
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"w": {"value": "kept inputs"}}}}
     nb, _ = SanitizeSubmittedHTML().preprocess(nb, {})
+    assert "widgets" not in nb.metadata
     outputs = [dict(o.get("data", {})) for o in nb.cells[0].outputs]
     assert outputs == [
         {"text/html": "<b>hi</b>&lt;script&gt;fetch('/formgrader/api/grade')&lt;/script&gt;", "text/plain": "hi"},
@@ -142,7 +144,10 @@ def test_a_visible_failure_after_the_hidden_tests_keeps_its_line_but_not_its_mes
              _graded(TEST_SOURCE, [judged("LEAKED_255_0_9", "f() raised an exception", visible=False)]),
              _graded(TEST_SOURCE, [judged("AssertionError", "f must add one", visible=False)])]
     nb = new_notebook(cells=[before, first_hidden, *later])
+    for number, cell in enumerate(nb.cells, start=777114151):  # the kernel's counter: the student sets it
+        cell.execution_count = number
     nb, _ = HideOutputsAfterHiddenTests().preprocess(nb, {})
+    assert [cell.execution_count for cell in nb.cells] == [777114151, 777114152, None, None, None, None, None]
     errors = [(o.ename, o.evalue, o.traceback) for cell in nb.cells for o in cell.outputs]
     assert errors == [
         ("AssertionError", "f(1) should be 2, got [255, 0, 7]", [line, "AssertionError: f(1) should be 2, got [255, 0, 7]"]),
@@ -157,3 +162,24 @@ def test_a_visible_failure_after_the_hidden_tests_keeps_its_line_but_not_its_mes
     assert [o.traceback for cell in nb.cells[2:4] for o in cell.outputs] == [
         [line, f"AssertionError: {VISIBLE_MESSAGE_NOT_SHOWN}"], [line, f"StudentCodeError: {VISIBLE_MESSAGE_NOT_SHOWN}"]]
     nbformat.validate(nb)
+
+
+def test_what_the_judge_marks_as_printed_after_the_hidden_tests_stays_in_formgrader_and_not_in_the_feedback():
+    from course.grading.feedback import VISIBLE_PRINT_NOT_SHOWN, HideOutputsAfterHiddenTests, SanitizeSubmittedHTML
+    from course.grading.judge import PRINTED_AFTER_HIDDEN
+
+    def printed(marked):
+        return new_output("display_data", data={"text/plain": "Test accuracy 89359839930500.00%\n"},
+                          metadata={PRINTED_AFTER_HIDDEN: True} if marked else {})
+
+    test = _graded(TEST_SOURCE, [new_output("stream", name="stdout", text="judged\n"), printed(True)])
+    forged = new_code_cell("print(...)", outputs=[printed(True)])  # a student's own cell cannot mark its output
+    forged.metadata["nbgrader"] = {"grade": False, "grade_id": "s", "locked": False, "schema_version": 3,
+                                   "solution": True, "task": False}
+    nb = new_notebook(cells=[test, forged])
+    nb, _ = SanitizeSubmittedHTML().preprocess(nb, {})  # in autograde: formgrader shows the marked print
+    assert nb.cells[0].outputs[1].metadata == {PRINTED_AFTER_HIDDEN: True} and nb.cells[1].outputs[0].metadata == {}
+    nb, _ = HideOutputsAfterHiddenTests().preprocess(nb, {})
+    assert [o.get("text") for o in nb.cells[0].outputs] == ["judged\n", VISIBLE_PRINT_NOT_SHOWN]
+    nbformat.validate(nb)
+

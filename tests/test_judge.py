@@ -196,6 +196,40 @@ def test_the_same_keras_object_sent_twice_is_the_same_object_in_the_judge(kernel
     assert the_judge.run_cell("assert float(build_shared().layers[0].kernel.numpy().sum()) == 6.0, 'stale weights'") == []
 
 
+def test_what_visible_lines_print_once_hidden_tests_ran_is_marked_for_the_feedback_to_leave_out(kernel):
+    """A visible check's print of a notebook value (02's ``Test accuracy {test_accuracy:.2%}``) can show what
+    the notebook kept of hidden inputs, once a hidden test has called it: marked, and left out of the feedback."""
+    names, the_judge, _ = kernel
+    names["value"] = 123456.0
+    before = "print('visible', value)\n### BEGIN HIDDEN TESTS\nprint('hidden')\n### END HIDDEN TESTS\nprint('after', value)"
+    marked = {"output_type": "display_data", "data": {"text/plain": "after 123456.0\n"},
+              "metadata": {judge.PRINTED_AFTER_HIDDEN: True}}
+    assert the_judge.run_cell(before) == [
+        {"output_type": "stream", "name": "stdout", "text": "visible 123456.0\nhidden\n"}, marked]
+    later = "import sys\nprint('after', value)\nsys.stdout.write('written\\n')\nprint('sep', 'x', sep='-', end='!\\n')"
+    assert the_judge.run_cell(later) == [
+        marked, {"output_type": "stream", "name": "stdout", "text": "written\n"},
+        {"output_type": "display_data", "data": {"text/plain": "sep-x!\n"}, "metadata": {judge.PRINTED_AFTER_HIDDEN: True}}]
+
+
+def test_a_build_function_that_builds_another_network_later_fails_the_later_test(kernel):
+    """02's red team: build_mlp() built the right network for the build tests and, once the notebook had trained,
+    the network of a model file from elsewhere, so that the accuracy test's architecture check passed."""
+    import keras
+
+    names, the_judge, _ = kernel
+    units = [512]
+    names["build"] = lambda rate=0.0: keras.Sequential([keras.Input((3,)), keras.layers.Dense(units[0]),
+                                                       keras.layers.Dropout(rate)])
+    assert the_judge.run_cell("_a = build()\n_b = build(rate=0.5)") == []
+    units[0] = 256
+    assert the_judge.run_cell("_c = build(rate=0.25)") == []  # other arguments: a network of its own
+    error = the_judge.run_cell("_d = build()")[-1]
+    assert (error["ename"], error["evalue"]) == (
+        "AssertionError", "build() built a different network than when an earlier test called it the same way: "
+                          "a build function must build the same network every time")
+
+
 def test_a_model_compiled_in_the_kernel_comes_back_compiled(kernel):
     """02's and 04's compile tests: ``compile_model(build_mlp(), 100)`` returns the model it was given, now
     compiled. The judge's earlier copy of that model is uncompiled: it must not stand in for it."""
@@ -256,6 +290,15 @@ def test_what_the_students_code_says_on_a_hidden_call_is_left_out_as_it_could_qu
     names["factory"] = lambda: leaky
     error = the_judge.run_cell("### BEGIN HIDDEN TESTS\nfactory()(np.full(3, 255))\n### END HIDDEN TESTS")[-1]
     assert (error["ename"], error["evalue"]) == ("ValueError", "a function of the notebook raised ValueError")
+    # NumPy's words on a returned value (a string, a dtype, a shape) could quote it: on a hidden line, only the name.
+    names["scale"] = lambda x: x.astype(np.float32) / 255 if x.size == 4 else "LEAKED 255 255 255"
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert (error["ename"], error["evalue"]) == ("UFuncTypeError", judge.HIDDEN_ERROR_MESSAGE)  # np.allclose(str, 1.0)
+    names["scale"] = lambda x: x.astype(np.float32) / 255 if x.size == 4 else np.zeros(3, [("LEAKED 255", "f8")])
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert (error["ename"], error["evalue"]) == ("NotData", "scale() returned a value the grader cannot read as data")
+    names["scale"] = lambda x: "visible"  # a visible line's error keeps its message
+    assert the_judge.run_cell(TEST_CELL)[-1]["evalue"] == "'str' object has no attribute 'dtype'"
     link.send = lambda message: link.replies.append({"op": "reply", "status": "error", "message": "could not answer (LEAKED)"})
     hidden_only = "### BEGIN HIDDEN TESTS\nscale(np.zeros(3))\n### END HIDDEN TESTS"
     assert the_judge.run_cell(hidden_only)[-1]["evalue"] == "the notebook's kernel could not answer"

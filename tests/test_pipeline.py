@@ -152,6 +152,28 @@ def test_feedback_shows_no_output_of_a_cell_run_after_hidden_tests(course):
     assert "1002.5" not in text and "message not shown in the feedback" in text
 
 
+@pytest.mark.parametrize("assignment, student, marker", [
+    ("01_images", "sets_execution_count", "777114151"), ("01_images", "prints_through_means", "[112.8 120.2 111.8]"),
+    ("02_mnist_mlp", "prints_through_accuracy", "89359839930500")])
+def test_hidden_inputs_a_submission_shows_through_the_kernel_or_a_visible_print_are_not_in_its_feedback(
+        course, assignment, student, marker):
+    """The red team's routes (2026-12-04): the kernel's execution counter, and a visible check's print of a value
+    the notebook computed from what it kept. The instructor's autograded notebook has them; the feedback does not."""
+    root, _ = course
+    (notebook,) = (root / "autograded" / student / assignment).glob("*.ipynb")
+    assert marker in notebook.read_text(), "the check below would prove nothing"
+    (page,) = (root / "feedback" / student / assignment).glob("*.html")
+    assert marker not in html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
+
+
+def test_a_structured_dtype_carries_no_hidden_input_into_an_error_message(course):
+    """01's leaks_through_dtype returns an array whose field name holds the hidden inputs: NumPy's error quoted it."""
+    root, _ = course
+    (notebook,) = (root / "autograded" / "leaks_through_dtype" / "01_images").glob("*.ipynb")
+    text = notebook.read_text()
+    assert "MARKER-DTYPE" not in text and "channel_means() returned a value the grader cannot read as data" in text
+
+
 def test_no_page_runs_a_script_a_submission_wrote(course):
     """01's injects_html displays a <script>, event handlers, javascript: links, JavaScript and SVG: in the
     autograded notebooks (formgrader's view) and the feedback pages they are cleaned text or gone."""

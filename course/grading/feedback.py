@@ -36,7 +36,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
 
-from course.grading.judge import BEGIN_HIDDEN, builtin_exception_name
+from course.grading.judge import BEGIN_HIDDEN, PRINTED_AFTER_HIDDEN, builtin_exception_name
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -63,6 +63,8 @@ OUTPUT_NOT_SHOWN = "[output not shown in the feedback]\n"
 VISIBLE_MESSAGE_NOT_SHOWN = ("[message not shown in the feedback: this test ran after the hidden tests had called your "
                              "functions, and its message could quote what your code kept of their inputs; run the "
                              "test in your notebook to read it]")
+VISIBLE_PRINT_NOT_SHOWN = ("[a visible check's print, not shown in the feedback: it ran after the hidden tests had "
+                           "called your functions, and could show what your code kept of their inputs]\n")
 # The exceptions the judge names itself (course/grading/judge.py); any other name is checked against Python's own.
 JUDGE_ERRORS = frozenset({"StudentCodeError", "NotData", "KernelUnavailable"})
 
@@ -72,21 +74,29 @@ class HideOutputsAfterHiddenTests(NbGraderPreprocessor):
     cell holding hidden tests become one line saying they are not shown (the first such cell says why), except
     graded test cells', which only the judge and the grader write (course/grading/preprocessors.py).
 
-    Those later test cells keep what they printed and their hidden tests' messages, but a failure on a visible
-    line keeps only that line: its message could quote a value the student's function returned, such as the
-    hidden inputs it kept (a function that returns them fails its test on purpose). An exception named by the
-    student (only Python's own and the judge's names are kept) reads ``StudentCodeError``."""
+    Those later test cells keep their hidden tests' prints and messages, but a failure on a visible line keeps
+    only that line: its message could quote a value the student's function returned, such as the hidden inputs
+    it kept (a function that returns them fails its test on purpose). For the same reason what a visible line
+    printed once hidden tests had run (the judge marks it, :data:`course.grading.judge.PRINTED_AFTER_HIDDEN`) is
+    one line saying why, and no cell shows its execution count (the kernel's counter, which the student sets).
+    An exception named by the student (only Python's own and the judge's names are kept) reads
+    ``StudentCodeError``."""
 
     def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
         after_hidden, noted = False, False
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
+            if after_hidden:  # the kernel's counter is the student's to set: "In [777114151...]"
+                cell.execution_count = None
             if is_grade(cell) and not is_solution(cell):
-                if after_hidden:
-                    for output in cell.get("outputs", []):
-                        if output.get("output_type") == "error":
-                            _keep_only_the_visible_line(output)
+                for index, output in enumerate(cell.get("outputs", [])):
+                    if output.get("metadata", {}).get(PRINTED_AFTER_HIDDEN) is True:  # marked by the judge
+                        cell.outputs[index] = NotebookNode(output_type="stream", name="stdout", text=VISIBLE_PRINT_NOT_SHOWN)
+                    elif after_hidden and output.get("output_type") == "error":
+                        _keep_only_the_visible_line(output)
+                    elif after_hidden and output.get("output_type") == "execute_result":
+                        output["execution_count"] = None
                 after_hidden = after_hidden or BEGIN_HIDDEN in cell.source
                 continue
             if after_hidden and cell.get("outputs"):
@@ -217,6 +227,11 @@ class SanitizeSubmittedHTML(NbGraderPreprocessor):
     Keras' model summaries are HTML from ``rich``: ``pre`` and ``span``),
     the rest (JavaScript, SVG, widgets) are dropped. Introduced for every assignment's formgrader view."""
 
+    def preprocess(self, nb: NotebookNode, resources: ResourcesDict) -> tuple[NotebookNode, ResourcesDict]:
+        # Widgets' saved state (ipywidgets writes it here): values the student's code chose, which no page needs.
+        nb.metadata.pop("widgets", None)
+        return super().preprocess(nb, resources)
+
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict, cell_index: int
                         ) -> tuple[NotebookNode, ResourcesDict]:
         if cell.cell_type == "code":
@@ -234,7 +249,11 @@ class SanitizeSubmittedHTML(NbGraderPreprocessor):
                 if not data:
                     data["text/plain"] = "[an output the grader does not show: it could run code in the page]"
                 if "metadata" in output:
+                    judged = is_grade(cell) and not is_solution(cell)  # a test cell: its outputs are the judge's
+                    marked = judged and output["metadata"].get(PRINTED_AFTER_HIDDEN) is True
                     output["metadata"] = _safe_metadata(output["metadata"], data)
+                    if marked:
+                        output["metadata"][PRINTED_AFTER_HIDDEN] = True
         elif cell.cell_type in ("markdown", "raw") and not is_locked(cell):
             if cell.cell_type == "markdown":
                 cell.source = clean_markdown(cell.source, cell.get("attachments"))

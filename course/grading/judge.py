@@ -192,19 +192,50 @@ def _config(value: Any) -> Any:
 # What a test cell prints is kept up to this many characters (the rest is dropped as it is printed, so
 # printing a student's huge value costs the judge no memory).
 MAX_PRINTED = 100_000
+# What an error other than a failed assertion says on a hidden test's line.
+HIDDEN_ERROR_MESSAGE = "raised on a hidden test's line (its message is left out: it could quote your notebook's values)"
 
 
-class _Kept(io.StringIO):
-    """A ``StringIO`` that keeps only the first ``limit`` characters written to it."""
+# An output's metadata key marking what a visible line printed after the hidden tests had begun: it can show a value
+# the notebook returned, computed from what it kept of their inputs, so the feedback leaves it out
+# (course/grading/feedback.py); formgrader shows it.
+PRINTED_AFTER_HIDDEN = "course_printed_after_hidden_tests"
+
+
+class _Printed:
+    """What a test cell prints, in order, in chunks marked by whether :data:`PRINTED_AFTER_HIDDEN` applies; only the
+    first ``limit`` characters are kept, so printing a huge value costs no memory."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
+        self.limit, self.size = limit, 0
+        self.chunks: list[tuple[bool, list[str]]] = []
+
+    def add(self, marked: bool, text: str) -> None:
+        text = text[:max(0, self.limit - self.size)]
+        if not text:
+            return
+        self.size += len(text)
+        if not self.chunks or self.chunks[-1][0] != marked:
+            self.chunks.append((marked, []))
+        self.chunks[-1][1].append(text)
+
+    def outputs(self) -> list[dict[str, Any]]:
+        return [{"output_type": "display_data", "data": {"text/plain": "".join(parts)},
+                 "metadata": {PRINTED_AFTER_HIDDEN: True}} if marked else
+                {"output_type": "stream", "name": "stdout", "text": "".join(parts)} for marked, parts in self.chunks]
+
+
+class _Stdout(io.TextIOBase):
+    """``sys.stdout`` while a test cell runs: unmarked chunks of :class:`_Printed`."""
+
+    def __init__(self, printed: _Printed) -> None:
+        self.printed = printed
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, text: str) -> int:
-        room = self.limit - self.tell()
-        if room > 0:
-            super().write(text[:room])
+        self.printed.add(False, text)
         return len(text)
 
 
@@ -224,6 +255,8 @@ class Judge:
         tempfile.tempdir = str(shared)
         self.namespace = KernelNamespace(self)
         self._models: dict[int, tuple[Any, str]] = {}
+        self._networks: dict[tuple[Any, ...], Any] = {}  # a build function's first network per arguments
+        self._after_hidden = False  # a cell with hidden tests has run: the kernel may hold their inputs
         self._by_ref: dict[str, Any] = {}
 
     def _keep_submitted(self, submitted: dict[str, str | None]) -> None:
@@ -343,12 +376,36 @@ class Judge:
                 error.brief = f"{called} returned a value the grader cannot read as data"
                 raise error
             decoder = self._decoder(folder)
-            result = decoder.decode(response.get("value"))
-            for index, desc in (response.get("changed_args") or {}).items():
-                self._write_back(args, index, decoder, desc)
+            try:
+                result = decoder.decode(response.get("value"))
+                for index, desc in (response.get("changed_args") or {}).items():
+                    self._write_back(args, index, decoder, desc)
+            except wire.NotData as error:  # what the judge refused of it, such as a structured dtype's field names
+                error.brief = f"{called} returned a value the grader cannot read as data"
+                raise
+            self._check_same_network(function, args, kwargs, result)
             return result
         finally:
             self._discard(folder)
+
+    def _check_same_network(self, function: KernelFunction, args: tuple[Any, ...], kwargs: dict[str, Any],
+                            result: Any) -> None:
+        """A build function must build the same network each time a test calls it with the same arguments: one
+        that builds the right one for the build tests and, later, the network of a model file from elsewhere for
+        the accuracy test (whose file must hold what the build function builds) fails here."""
+        keras = sys.modules.get("keras")
+        simple = (bool, int, float, str, type(None))
+        if keras is None or not isinstance(result, keras.Model) or not function._named_by_test \
+                or not all(isinstance(value, simple) for value in (*args, *kwargs.values())):
+            return
+        from course.grading import checks
+
+        key = (function.__name__, tuple(map(repr, args)), tuple(sorted((k, repr(v)) for k, v in kwargs.items())))
+        built = checks.architecture(result)
+        first = self._networks.setdefault(key, built)
+        if first != built:
+            raise AssertionError(f"{function.__name__}() built a different network than when an earlier test called it "
+                                 "the same way: a build function must build the same network every time")
 
     def _write_back(self, args: tuple[Any, ...], index: str, decoder: wire.Decoder, desc: Any) -> None:
         """Mirror an in-place change the student's function made to an array argument."""
@@ -375,28 +432,47 @@ class Judge:
     def run_cell(self, source: str) -> list[dict[str, Any]]:
         """Run one test cell; return its outputs in nbformat's form."""
         self.namespace.begin_cell()
-        printed = _Kept(MAX_PRINTED)
+        printed = _Printed(MAX_PRINTED)
+        hidden = hidden_lines(source)
+        # Prints of visible lines once hidden tests have run (in an earlier cell, or earlier in this one) are marked.
+        first_hidden = 0 if self._after_hidden else min(hidden, default=None)
+        self.namespace["print"] = self._print_function(printed, hidden, first_hidden)
         outputs: list[dict[str, Any]] = []
         value = None
         try:
             tree = ast.parse(source, CELL_FILENAME)
             last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-            with contextlib.redirect_stdout(printed):
+            with contextlib.redirect_stdout(_Stdout(printed)):
                 exec(compile(tree, CELL_FILENAME, "exec"), self.namespace)
                 if last is not None:
                     value = eval(compile(ast.Expression(last.value), CELL_FILENAME, "eval"), self.namespace)
             error = None
         except Exception as caught:  # the test failed: that is the verdict
             error = caught
-        text = printed.getvalue()
-        if text:
-            outputs.append({"output_type": "stream", "name": "stdout", "text": text})
+        self._after_hidden = self._after_hidden or bool(hidden)
+        outputs += printed.outputs()
         if error is not None:
             outputs.append(self._error_output(error, source))
         elif value is not None:
             outputs.append({"output_type": "execute_result", "execution_count": None, "metadata": {},
                             "data": {"text/plain": repr(value)[:10_000]}})
         return outputs
+
+    @staticmethod
+    def _print_function(printed: _Printed, hidden: set[int], first_hidden: int | None) -> Callable[..., None]:
+        """``print`` for a test cell: what a visible line prints after ``first_hidden`` is marked (:class:`_Printed`)."""
+        def test_print(*values: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None,
+                       flush: bool = False) -> None:
+            if file is not None:
+                builtins.print(*values, sep=sep, end=end, file=file, flush=flush)
+                return
+            text = io.StringIO()
+            builtins.print(*values, sep=sep, end=end, file=text)
+            line = sys._getframe(1).f_lineno if sys._getframe(1).f_code.co_filename == CELL_FILENAME else None
+            printed.add(first_hidden is not None and line is not None and line not in hidden and line > first_hidden,
+                        text.getvalue())
+
+        return test_print
 
     def _error_output(self, error: BaseException, source: str) -> dict[str, Any]:
         """The error as students see it: its message, and the failing line only when it is a visible one."""
@@ -412,6 +488,10 @@ class Judge:
             message = getattr(error, "brief", "") or "the notebook's kernel did not answer"
             if isinstance(error, StudentCodeError):  # named as the student's class was, unless it is Python's own
                 name = builtin_exception_name(name) or StudentCodeError.__name__
+        elif (not frames or frames[-1].lineno in hidden) and not isinstance(error, AssertionError):
+            # NumPy's or Python's own words on a value the notebook returned (a dtype's field names, a string, a
+            # shape) could quote what it kept of the hidden inputs: the test's own assertions alone speak.
+            message = HIDDEN_ERROR_MESSAGE
         lines = [f"{name}: {message}"]
         if frames and frames[-1].lineno not in hidden:
             line = source.split("\n")[frames[-1].lineno - 1].strip()

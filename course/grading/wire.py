@@ -281,6 +281,8 @@ class Decoder:
                 raise NotData(f"an unreadable array ({error})") from None
             if not isinstance(array, np.ndarray):
                 raise NotData("not an array")
+            if array.dtype.names is not None or array.dtype.kind == "V":  # field names are text the student chose
+                raise NotData("an array with named fields or raw bytes (a structured or void dtype)")
             return array if kind == "array" else array[()]
         if kind in ("list", "tuple", "set", "frozenset"):
             items = [self.decode(item, depth + 1) for item in _typed(desc["items"], list)]
