@@ -215,10 +215,10 @@ def pixel_scaling(prepared: Any, images: Any) -> Standardization | None:
     """How the student's own preprocessing scales pixels, as ``standardize`` for :func:`graded_accuracy`.
 
     ``prepared`` is the student's preprocessing of ``images`` (uint8 pixels; any shape holding the same
-    number of values). When it is ``slope * pixels + offset`` with a positive slope other than ``1 / 255``
-    (unscaled pixels, ``/ 256``, centred values), the answer ``([mean], [std])`` makes the measurement feed
-    the model ``(pixels / 255 - mean) / std``, which is exactly that; otherwise (``pixels / 255``, or
-    anything that is not such a map) ``None``: the test images are ``pixels / 255``.
+    number of values). When it is one of the maps a mistake gives (:data:`MISTAKEN_SCALINGS`: unscaled
+    pixels, ``/ 256``, centred values), the answer ``([mean], [std])`` makes the measurement feed the model
+    ``(pixels / 255 - mean) / std``, which is exactly that; otherwise (``pixels / 255``, or anything else)
+    ``None``: the test images are ``pixels / 255``.
 
     So a model trained on what the student's preprocessing gives is measured on the same kind of input:
     a scaling mistake costs the preprocessing exercise its points, and not the accuracy test's too (a model
@@ -240,8 +240,26 @@ def pixel_scaling(prepared: Any, images: Any) -> Standardization | None:
         return None
     if np.isclose(slope * 255, 1.0, rtol=1e-5, atol=0) and abs(offset) <= 1e-6:
         return None  # pixels / 255: measured as it always was
+    known = [(slope_, offset_) for slope_, offset_ in MISTAKEN_SCALINGS.values()
+             if np.isclose(slope, slope_, rtol=1e-4, atol=0) and np.isclose(offset, offset_, rtol=0, atol=1e-4)]
+    if not known:
+        return None  # no mistake gives this map: a rescaling tuned to the test set is measured on pixels / 255
+    slope, offset = known[0]
     std = 1.0 / (255.0 * slope)
     return [float(-offset * std)], [float(std)]
+
+
+# The scalings :func:`pixel_scaling` takes for a mistake, ``pixels * slope + offset``. Any other map is measured on
+# ``pixels / 255``, as a correct preprocessing is: the red team's ``1.7 * pixels / 255``, returned only for the
+# accuracy test's call, tuned a model's inputs to the test set (97.23% became 97.31%).
+MISTAKEN_SCALINGS = {
+    "raw pixels": (1.0, 0.0),
+    "divided by 256": (1 / 256, 0.0),
+    "divided by 127.5": (1 / 127.5, 0.0),
+    "from -1 to 1": (2 / 255, -1.0),
+    "from -0.5 to 0.5": (1 / 255, -0.5),
+    "standardized with MNIST's mean and standard deviation": (1 / (255 * 0.3081), -0.1307 / 0.3081),
+}
 
 
 def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: float, grading: float,
