@@ -299,6 +299,9 @@ def test_what_the_students_code_says_on_a_hidden_call_is_left_out_as_it_could_qu
     assert (error["ename"], error["evalue"]) == ("NotData", "scale() returned a value the grader cannot read as data")
     names["scale"] = lambda x: "visible"  # a visible line's error keeps its message
     assert the_judge.run_cell(TEST_CELL)[-1]["evalue"] == "'str' object has no attribute 'dtype'"
+    names["scale"] = lambda x: (_ for _ in ()).throw(KeyError("k"))  # after hidden tests: which one is a choice
+    error = the_judge.run_cell(TEST_CELL)[-1]
+    assert (error["ename"], error["evalue"]) == ("StudentCodeError", "scale() raised KeyError: 'k'")
     link.send = lambda message: link.replies.append({"op": "reply", "status": "error", "message": "could not answer (LEAKED)"})
     hidden_only = "### BEGIN HIDDEN TESTS\nscale(np.zeros(3))\n### END HIDDEN TESTS"
     assert the_judge.run_cell(hidden_only)[-1]["evalue"] == "the notebook's kernel could not answer"

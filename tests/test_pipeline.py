@@ -166,6 +166,18 @@ def test_hidden_inputs_a_submission_shows_through_the_kernel_or_a_visible_print_
     assert marker not in html.unescape(re.sub(r"<[^>]+>", "", page.read_text()))
 
 
+@pytest.mark.parametrize("assignment", ["01_images", "02_mnist_mlp"])
+def test_once_the_judge_is_killed_no_later_test_cell_is_judged(course, assignment):
+    """restarts_the_judge kills the judge with a layer that allocates 5 GB there: a fresh judge had forgotten that
+    hidden tests had run (01: a print of hidden values reached the feedback) and which networks build_mlp built
+    (02: a foreign file scored). Its score is in its sample file; here, why."""
+    root, _ = course
+    (notebook,) = (root / "autograded" / "restarts_the_judge" / assignment).glob("*.ipynb")
+    text = notebook.read_text()
+    assert "Not judged: the grader's judge stopped in an earlier test cell" in text
+    assert "110.3 111.3 112.3" not in text and "Graded the model file you submitted" not in text
+
+
 def test_a_structured_dtype_carries_no_hidden_input_into_an_error_message(course):
     """01's leaks_through_dtype returns an array whose field name holds the hidden inputs: NumPy's error quoted it."""
     root, _ = course

@@ -292,3 +292,31 @@ def test_submitted_model_files_are_regular_keras_files_within_the_limits(tmp_pat
     monkeypatch.setattr(preprocessors, "MAX_SUBMITTED_BYTES", 100)
     assert preprocessors.submitted_model_files(tmp_path) == {"a.keras": b"a.keras" * 10, "b.keras": None, "c.keras": None}
     assert preprocessors.submitted_model_files(tmp_path / "missing") == {}
+
+
+def test_once_the_judge_has_stopped_the_later_test_cells_fail_instead_of_meeting_a_new_judge(monkeypatch):
+    """A judge killed mid-notebook (the red team's 5 GB layer) was replaced by a fresh one, which had forgotten that
+    hidden tests had run and which networks the build function had built: 02's foreign file then scored 9, not 7."""
+    from course.grading import preprocessors as grading
+
+    launched = []
+
+    class Dying:
+        process = type("Process", (), {"kill": lambda self: None})()
+
+        def send(self, message):
+            pass
+
+        def receive(self, timeout):
+            raise RuntimeError("the judge stopped (exit code -9)")
+
+    execute = grading.JudgedExecute()
+    # the attributes preprocess() sets, without a kernel:
+    execute._judge, execute._judge_launched, execute._judge_ready, execute._judge_failed = None, False, False, None
+    monkeypatch.setattr(execute, "_launch_judge", lambda: launched.append(1) or Dying())
+    first = execute._judged_outputs("assert True")
+    assert first[0]["evalue"] == "The grader could not run this test (the judge stopped (exit code -9))."
+    later = execute._judged_outputs("assert True")
+    assert later[0]["ename"] == "GraderError" and later[0]["evalue"].startswith(
+        "Not judged: the grader's judge stopped in an earlier test cell (the judge stopped (exit code -9))")
+    assert launched == [1], "no second judge"

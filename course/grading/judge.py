@@ -488,6 +488,10 @@ class Judge:
             message = getattr(error, "brief", "") or "the notebook's kernel did not answer"
             if isinstance(error, StudentCodeError):  # named as the student's class was, unless it is Python's own
                 name = builtin_exception_name(name) or StudentCodeError.__name__
+        elif isinstance(error, StudentCodeError) and self._after_hidden:
+            # A visible line's call after the hidden tests ran: which of Python's exceptions the student's code
+            # raised is a choice it could make from what it kept of their inputs (the message says which).
+            name = StudentCodeError.__name__
         elif (not frames or frames[-1].lineno in hidden) and not isinstance(error, AssertionError):
             # NumPy's or Python's own words on a value the notebook returned (a dtype's field names, a string, a
             # shape) could quote what it kept of the hidden inputs: the test's own assertions alone speak.

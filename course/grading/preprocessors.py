@@ -431,6 +431,7 @@ class JudgedExecute(CrashTolerantExecute):
     def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None) -> tuple[NotebookNode, Any]:
         self._judge: JudgeProcess | None = None
         self._judge_launched = self._judge_ready = False
+        self._judge_failed: str | None = None  # why the notebook's judge stopped, once it has
         self._judged: dict[int, list[NotebookNode]] = {}
         self._judge_imports = judge_module.notebook_imports(
             [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
@@ -505,6 +506,12 @@ class JudgedExecute(CrashTolerantExecute):
         return self._judge
 
     def _judged_outputs(self, source: str) -> list[dict[str, Any]]:
+        if self._judge_failed is not None:
+            # No second judge: a new one would not know what the tests before it saw (that hidden tests had run,
+            # the networks a build function built), and a student could stop the first on purpose to reset it.
+            message = (f"Not judged: the grader's judge stopped in an earlier test cell ({self._judge_failed}), "
+                       "and the tests after it are not run.")
+            return [{"output_type": "error", "ename": "GraderError", "evalue": message, "traceback": [message]}]
         try:
             self._ready_judge()
             self._judge.send({"op": "cell", "source": source})
@@ -517,6 +524,7 @@ class JudgedExecute(CrashTolerantExecute):
                     self._judge.send({"op": "reply", "status": status, "message": text})
         except (RuntimeError, OSError, ValueError) as error:
             self.log.error("The judge failed: %s", error)
+            self._judge_failed = str(error)[:500]
             if self._judge is not None:
                 self._judge.process.kill()
                 self._judge = None
