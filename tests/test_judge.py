@@ -155,6 +155,9 @@ def test_an_exception_in_the_students_function_fails_the_test(kernel):
     assert (error["ename"], error["evalue"]) == ("NotImplementedError", "stub() raised NotImplementedError: ")
     names["stub"] = lambda x: (_ for _ in ()).throw(type("weird name", (Exception,), {})("odd"))
     assert the_judge.run_cell("stub(1)")[-1]["ename"] == "StudentCodeError"
+    names["stub"] = stub  # the first cell with hidden tests fails on its visible line, before they run: named
+    assert the_judge.run_cell(TEST_CELL.replace("scale(", "stub("))[-1]["ename"] == "NotImplementedError"
+    assert the_judge.run_cell(TEST_CELL.replace("scale(", "stub("))[-1]["ename"] == "StudentCodeError"  # after them
 
 
 def test_a_kernel_that_does_not_answer_fails_the_test(kernel):

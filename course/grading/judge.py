@@ -449,13 +449,13 @@ class Judge:
             error = None
         except Exception as caught:  # the test failed: that is the verdict
             error = caught
-        self._after_hidden = self._after_hidden or bool(hidden)
         outputs += printed.outputs()
         if error is not None:
             outputs.append(self._error_output(error, source))
         elif value is not None:
             outputs.append({"output_type": "execute_result", "execution_count": None, "metadata": {},
                             "data": {"text/plain": repr(value)[:10_000]}})
+        self._after_hidden = self._after_hidden or bool(hidden)  # after this cell's outputs: its errors came first
         return outputs
 
     @staticmethod
