@@ -36,7 +36,9 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_locked, is_solution
 
-from course.grading.judge import BEGIN_HIDDEN, PRINTED_AFTER_HIDDEN, builtin_exception_name
+from course.grading.judge import (BEGIN_HIDDEN, PRINTED_AFTER_HIDDEN, KernelUnavailable, StudentCodeError,
+                                  builtin_exception_name)
+from course.grading.wire import NotData
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -66,7 +68,7 @@ VISIBLE_MESSAGE_NOT_SHOWN = ("[message not shown in the feedback: this test ran 
 VISIBLE_PRINT_NOT_SHOWN = ("[a visible check's print, not shown in the feedback: it ran after the hidden tests had "
                            "called your functions, and could show what your code kept of their inputs]\n")
 # The exceptions the judge names itself (course/grading/judge.py); any other name is checked against Python's own.
-JUDGE_ERRORS = frozenset({"StudentCodeError", "NotData", "KernelUnavailable"})
+JUDGE_ERRORS = frozenset(error.__name__ for error in (StudentCodeError, KernelUnavailable, NotData))
 
 
 class HideOutputsAfterHiddenTests(NbGraderPreprocessor):

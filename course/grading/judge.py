@@ -468,7 +468,8 @@ class Judge:
                 return
             text = io.StringIO()
             builtins.print(*values, sep=sep, end=end, file=text)
-            line = sys._getframe(1).f_lineno if sys._getframe(1).f_code.co_filename == CELL_FILENAME else None
+            caller = sys._getframe(1)
+            line = caller.f_lineno if caller.f_code.co_filename == CELL_FILENAME else None
             printed.add(first_hidden is not None and line is not None and line not in hidden and line > first_hidden,
                         text.getvalue())
 
