@@ -93,6 +93,80 @@ def plot_history(histories: dict[str, object], metrics: Sequence[str] = ("accura
 
 
 @dataclass(frozen=True)
+class SeedSpread:
+    """One setting of a sweep run with several seeds: per epoch, the mean, lowest and highest value."""
+
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def seed_spread(runs: Sequence[object], metric: str) -> SeedSpread:
+    """The spread of ``metric`` over the seeds of one setting, epoch by epoch.
+
+    Introduced in ``06_normalization_optimizers``. ``runs`` holds one ``History`` (or its
+    ``.history`` dict) per seed, all trained for the same number of epochs.
+    """
+    if not runs:
+        raise ValueError("no runs: train the setting with at least one seed")
+    curves = []
+    for index, history in enumerate(runs):
+        values = getattr(history, "history", history)
+        if metric not in values:
+            raise KeyError(f"run {index} has no {metric!r}; it has {sorted(values)}")
+        curves.append(np.asarray(values[metric], dtype=np.float64))
+    lengths = sorted({len(curve) for curve in curves})
+    if len(lengths) > 1:
+        raise ValueError(f"the seeds' runs have different numbers of epochs: {lengths}; train each for the same")
+    stacked = np.stack(curves)
+    return SeedSpread(stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0))
+
+
+def plot_sweep(sweep: dict[object, Sequence[object]], metric: str = "val_accuracy",
+               setting_name: str = "setting") -> Figure | None:
+    """A sweep over several seeds: each setting's curve with its seeds' spread, and where each one ended.
+
+    Introduced in ``06_normalization_optimizers``. ``sweep`` maps a setting (a dropout rate,
+    an optimizer's name) to one run per seed (``History`` objects or their ``.history``
+    dicts). Left: ``metric`` per epoch, the seeds' mean as a line and the band between
+    their lowest and highest value. Right: the last epoch's mean per setting, with a bar
+    from the lowest to the highest seed; numeric settings sit on a number line, others side
+    by side. Where two settings' bands overlap, these seeds cannot rank them.
+
+    A setting given as ``None`` did not run in this session (as in :func:`plot_history`):
+    it is left out, and with nothing left nothing is drawn and ``None`` is returned.
+    """
+    spreads = {setting: seed_spread(runs, metric) for setting, runs in sweep.items() if runs is not None}
+    if not spreads:
+        return None
+    seeds = sorted({len(runs) for runs in sweep.values() if runs is not None})
+    fig, (curves, ends) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for index, (setting, spread) in enumerate(spreads.items()):
+        colour = f"C{index}"
+        epochs = np.arange(1, len(spread.mean) + 1)
+        curves.plot(epochs, spread.mean, color=colour, marker="o", markersize=3, label=f"{setting_name} {setting}")
+        curves.fill_between(epochs, spread.low, spread.high, color=colour, alpha=0.2)
+    curves.set(xlabel="epoch", ylabel=metric)
+    curves.xaxis.set_major_locator(MaxNLocator(integer=True))
+    curves.grid(alpha=0.3)
+    curves.legend(fontsize=8)
+    settings = list(spreads)
+    numeric = all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in settings)
+    positions = np.asarray(settings, dtype=np.float64) if numeric else np.arange(len(settings))
+    last = np.array([[spreads[s].mean[-1], spreads[s].low[-1], spreads[s].high[-1]] for s in settings])
+    ends.errorbar(positions, last[:, 0], yerr=[last[:, 0] - last[:, 1], last[:, 2] - last[:, 0]],
+                  fmt="o-" if numeric else "o", capsize=4, color="k")
+    if not numeric:
+        ends.set_xticks(positions, [str(s) for s in settings], rotation=15, fontsize=8)
+    ends.set(xlabel=setting_name, ylabel=f"{metric}, last epoch")
+    ends.grid(alpha=0.3)
+    seed_text = " or ".join(str(n) for n in seeds)
+    fig.suptitle(f"mean of {seed_text} seeds; band and bars: lowest to highest seed")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
 class WiringRow:
     """One row of :func:`plot_wiring`: a layer of the model built, of the model meant, or of both.
 

@@ -133,3 +133,56 @@ def test_layer_label_names_type_shape_and_parameters():
             return 1234
 
     assert plotting.layer_label(Shapeless()) == "Shapeless, 1,234 parameters"
+
+
+def test_seed_spread_gives_each_epochs_mean_lowest_and_highest_over_the_seeds():
+    from course.plotting import seed_spread
+
+    runs = [{"val_accuracy": [0.2, 0.5]}, {"val_accuracy": [0.4, 0.3]}, {"val_accuracy": [0.3, 0.4]}]
+    spread = seed_spread(runs, "val_accuracy")
+    assert np.allclose(spread.mean, [0.3, 0.4]) and list(spread.low) == [0.2, 0.3] and list(spread.high) == [0.4, 0.5]
+
+
+def test_seed_spread_refuses_runs_it_cannot_line_up():
+    from course.plotting import seed_spread
+
+    with pytest.raises(ValueError, match=r"different numbers of epochs: \[1, 2\]"):
+        seed_spread([{"val_loss": [1.0]}, {"val_loss": [1.0, 0.9]}], "val_loss")
+    with pytest.raises(KeyError, match=r"run 1 has no 'val_loss'; it has \['loss'\]"):
+        seed_spread([{"val_loss": [1.0]}, {"loss": [1.0]}], "val_loss")
+    with pytest.raises(ValueError, match="no runs"):
+        seed_spread([], "val_loss")
+
+
+def test_sweep_plot_draws_each_settings_mean_band_and_last_epoch_bar():
+    from matplotlib.collections import PolyCollection
+
+    from course.plotting import plot_sweep
+
+    sweep = {0.0: [{"val_accuracy": [0.2, 0.5]}, {"val_accuracy": [0.4, 0.3]}],
+             0.5: [{"val_accuracy": [0.1, 0.6]}, {"val_accuracy": [0.3, 0.7]}],
+             0.9: None}
+    fig = plot_sweep(sweep, setting_name="dropout")
+    curves, ends = fig.axes
+    lines = {line.get_label(): line for line in curves.get_lines()}
+    assert list(lines) == ["dropout 0.0", "dropout 0.5"], "a setting that did not run is left out"
+    assert np.allclose(lines["dropout 0.5"].get_ydata(), [0.2, 0.65]) and list(lines["dropout 0.5"].get_xdata()) == [1, 2]
+    bands = [c for c in curves.collections if isinstance(c, PolyCollection)]
+    assert len(bands) == 2
+    low_high = bands[0].get_paths()[0].vertices[:, 1]
+    assert np.isclose(low_high.min(), 0.2) and np.isclose(low_high.max(), 0.5), "the band spans the seeds' lowest to highest"
+    means = ends.containers[0].lines[0]  # the errorbar's data line
+    assert list(means.get_xdata()) == [0.0, 0.5] and np.allclose(means.get_ydata(), [0.4, 0.65]), "last epoch, on a number line"
+    assert "2 seeds" in fig._suptitle.get_text()
+
+
+def test_sweep_plot_puts_named_settings_side_by_side_and_draws_nothing_without_runs():
+    import matplotlib.pyplot as plt
+
+    from course.plotting import plot_sweep
+
+    fig = plot_sweep({"SGD": [{"val_loss": [2.0, 1.5]}], "Adam": [{"val_loss": [1.2, 1.0]}]}, metric="val_loss")
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["SGD", "Adam"]
+    before = len(plt.get_fignums())
+    assert plot_sweep({"SGD": None}) is None
+    assert len(plt.get_fignums()) == before
