@@ -4,8 +4,8 @@ submission's workspace).
 
 ``nbgrader autograde`` and then ``nbgrader generate_feedback`` for that one student,
 run in this process as nbgrader's own tests run its commands (``NbGraderApp`` in
-process, reset between the two): the second start of nbgrader (about 3 s of
-imports) is saved, and the feedback is written on the machine that graded, in
+process, reset between the two, started lean: course/grading/nbgrader_app.py): the second start of nbgrader
+(about 3 s of imports) is saved, and the feedback is written on the machine that graded, in
 the parallel workers or on a Dask worker, not one assignment after another at
 the end of the run. :func:`course.grading.batch.merge` copies the feedback page into the
 course's ``feedback/`` with the autograded notebook.
@@ -32,27 +32,11 @@ import stat
 import sys
 from pathlib import Path
 
+from course.grading.nbgrader_app import run as run_nbgrader, start_lean
+
 # Written to the log (course/grading/batch.py's problems_in_log reports it) when the feedback could not be generated.
 NO_FEEDBACK = "course.grading.autograde: no feedback written:"
 MODEL_SUFFIX = ".keras"
-
-
-def run_nbgrader(args: list[str]) -> int:
-    """``nbgrader ARGS`` in this process; its exit status."""
-    from jupyter_core.application import NoStart
-    from nbgrader.apps.nbgraderapp import NbGraderApp
-
-    app = NbGraderApp.instance()
-    try:
-        app.initialize(args)
-        app.start()
-    except NoStart:
-        return 0
-    except SystemExit as stop:
-        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    finally:
-        app.reset()
-    return 0
 
 
 def keep_only_graded(folder: Path, notebooks: list[str]) -> list[str]:
@@ -78,6 +62,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--graded-folder", type=Path, required=True)
     parser.add_argument("--notebook", action="append", default=[])
     options, nbgrader_args = parser.parse_known_args(argv)
+    start_lean()
     status = run_nbgrader(["autograde", *nbgrader_args, "--force"])
     if status != 0:
         return status

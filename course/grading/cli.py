@@ -102,6 +102,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from course.grading.nbgrader_app import start_lean
+
+    start_lean()  # most commands import nbformat: a second sooner
     command_line = parser()
     args, unknown = command_line.parse_known_args(argv)
     if unknown and args.command != "worker":

@@ -30,8 +30,9 @@ def assignments(root: Path) -> list[str]:
 
 
 def nbgrader_command(*args: str) -> list[str]:
-    """``nbgrader ARGS`` run by this Python, so that configuration and kernel match."""
-    return [sys.executable, "-m", "nbgrader", *args]
+    """``nbgrader ARGS`` run by this Python, so that configuration and kernel match, started a second sooner
+    (course/grading/nbgrader_app.py)."""
+    return [sys.executable, "-m", "course.grading.nbgrader_app", *args]
 
 
 def autograde_command(*args: str) -> list[str]:
