@@ -128,7 +128,8 @@ def test_memory_limit_kills_the_processes_under_nbgrader_not_nbgrader():
 def test_the_judge_has_a_memory_limit_of_its_own_and_does_not_count_against_the_kernel():
     """Two children under one parent: a 'kernel' using 1.5 GiB and a 'judge' (its command names course.grading.judge)
     using 1.5 GiB; with a 2 GiB kernel limit and a 1 GiB judge limit only the judge is killed."""
-    hog = "import numpy, sys, time; block = numpy.ones(3 * 2**26); time.sleep(30); print('survived', flush=True)"
+    # Each holds its 1.5 GiB for 10 s: the watcher, which looks every 0.2 s, kills the judge within the first.
+    hog = "import numpy, sys, time; block = numpy.ones(3 * 2**26); time.sleep(10); print('survived', flush=True)"
     script = ("import subprocess, sys\n"
               f"kernel = subprocess.Popen([sys.executable, '-c', {hog!r}])\n"
               f"judge = subprocess.Popen([sys.executable, '-c', {hog!r}, 'course.grading.judge'])\n"
