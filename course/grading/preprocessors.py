@@ -127,7 +127,8 @@ class CrashTolerantExecute(Execute):
     and that the outputs kept from the kernel are capped."""
 
     interrupt_grace = Float(
-        30.0, help="Seconds a cell past the time limit has to stop after its interrupt before the kernel is killed.",
+        10.0, help="Seconds a cell past the time limit has to stop after its interrupt before the kernel is killed "
+                   "(Python stops at its next bytecode; a TensorFlow step ends within a second or two).",
     ).tag(config=True)
     max_message_bytes = Integer(
         8 * MIB, help="The largest message read from the kernel; a larger one is dropped, unread.",
