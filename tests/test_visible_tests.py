@@ -74,13 +74,13 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
     },
     "02_mnist_mlp": {
         "mlp_preprocess": [
-            ("flattened", "WRONG_02(x='images.astype(np.float32) / 255.0')", "mlp_preprocess_test"),
-            ("float32", "WRONG_02(x='images.reshape(len(images), -1) / 255.0')", "mlp_preprocess_test"),
-            ("scaled to [0, 1]", "WRONG_02(x='images.reshape(len(images), -1).astype(np.float32)')", "mlp_preprocess_test"),
+            ("flattened", "WRONG_02(x='images.astype(np.float32) / 255.0')", "mlp_preprocess_x_test"),
+            ("float32", "WRONG_02(x='images.reshape(len(images), -1) / 255.0')", "mlp_preprocess_x_test"),
+            ("scaled to [0, 1]", "WRONG_02(x='images.reshape(len(images), -1).astype(np.float32)')", "mlp_preprocess_x_test"),
             ("row by row", "WRONG_02(x=\"images.reshape(len(images), -1, order='F').astype(np.float32) / 255.0\")",
-             "mlp_preprocess_test"),
-            ("one-hot", "WRONG_02(y='labels')", "mlp_preprocess_test"),
-            ("floats", "WRONG_02(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "mlp_preprocess_test"),
+             "mlp_preprocess_x_test"),
+            ("one-hot", "WRONG_02(y='labels')", "mlp_preprocess_y_test"),
+            ("floats", "WRONG_02(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "mlp_preprocess_y_test"),
         ],
         "mlp_split": [
             ("20% held out", "def split_validation(x, y):\n    return train_test_split(x, y, test_size=0.25, random_state=9)",
@@ -97,12 +97,16 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         "mlp_build_model": [
             ("a Sequential", "def build_mlp():\n    inputs = keras.Input((784,))\n"
              "    hidden = keras.layers.Dense(512, activation='relu')(inputs)\n"
-             "    return keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(hidden))", "mlp_build_model_test"),
-            ("512 units", "WRONG_MLP(units=511)", "mlp_build_model_test"),
-            ("ReLU", "WRONG_MLP(hidden='sigmoid')", "mlp_build_model_test"),
-            ("softmax", "WRONG_MLP(output=None)", "mlp_build_model_test"),
+             "    return keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(hidden))", "mlp_build_model_layers_test"),
+            ("512 units", "WRONG_MLP(units=511)", "mlp_build_model_sizes_test"),
+            ("ReLU", "WRONG_MLP(hidden='sigmoid')", "mlp_build_model_activations_test"),
+            ("softmax", "WRONG_MLP(output=None)", "mlp_build_model_activations_test"),
             ("784 inputs", "def build_mlp():\n    return keras.Sequential([keras.layers.Dense(512, activation='relu'), "
-                           "keras.layers.Dense(10, activation='softmax')])", "mlp_build_model_test"),
+                           "keras.layers.Dense(10, activation='softmax')])", "mlp_build_model_layers_test"),
+            ("two Dense layers", "def build_mlp():\n    return keras.Sequential([keras.Input((784,)), "
+             "keras.layers.Dense(512, activation='relu'), keras.layers.Dense(64, activation='relu'), "
+             "keras.layers.Dense(10, activation='softmax')])", "mlp_build_model_layers_test"),
+            ("10 outputs", "WRONG_MLP().replace('Dense(10,', 'Dense(9,')", "mlp_build_model_sizes_test"),
         ],
         "mlp_compile": [
             ("Adam", "WRONG_COMPILE(optimizer='SGD', rate='CosineDecay(1e-3, decay_steps=steps)')", "mlp_compile_test"),
@@ -115,29 +119,40 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
     },
     "03_mnist_cnn": {
         "cnn_preprocess": [
-            ("a channel axis", "WRONG_03(x='images.astype(np.float32) / 255.0')", "cnn_preprocess_test"),
-            ("float32", "WRONG_03(x='images[..., np.newaxis] / 255.0')", "cnn_preprocess_test"),
-            ("scaled in proportion", "WRONG_03(x='(images[..., np.newaxis] > 0).astype(np.float32)')", "cnn_preprocess_test"),
-            ("one-hot", "WRONG_03(y='labels')", "cnn_preprocess_test"),
-            ("floats", "WRONG_03(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "cnn_preprocess_test"),
+            ("a channel axis", "WRONG_03(x='images.astype(np.float32) / 255.0')", "cnn_preprocess_x_test"),
+            ("float32", "WRONG_03(x='images[..., np.newaxis] / 255.0')", "cnn_preprocess_x_test"),
+            ("scaled in proportion", "WRONG_03(x='(images[..., np.newaxis] > 0).astype(np.float32)')", "cnn_preprocess_x_test"),
+            ("one-hot", "WRONG_03(y='labels')", "cnn_preprocess_y_test"),
+            ("floats", "WRONG_03(y='keras.utils.to_categorical(labels, 10).astype(np.int64)')", "cnn_preprocess_y_test"),
         ],
         "cnn_build_model": [
-            ("padding='same'", "WRONG_CNN(padding='valid')", "cnn_build_model_test"),
-            ("Dense(128)", "WRONG_CNN(units=64)", "cnn_build_model_test"),
-            ("ReLU in the Conv2D", "WRONG_CNN(conv=None)", "cnn_build_model_test"),
-            ("ReLU in Dense(128)", "WRONG_CNN(dense='tanh')", "cnn_build_model_test"),
-            ("softmax", "WRONG_CNN(output='sigmoid')", "cnn_build_model_test"),
-            ("an Input", "WRONG_CNN().replace('keras.Input((28, 28, 1)), ', '')", "cnn_build_model_test"),
+            ("padding='same'", "WRONG_CNN(padding='valid')", "cnn_build_model_sizes_test"),
+            ("Dense(128)", "WRONG_CNN(units=64)", "cnn_build_model_sizes_test"),
+            ("ReLU in the Conv2D", "WRONG_CNN(conv=None)", "cnn_build_model_activations_test"),
+            ("ReLU in Dense(128)", "WRONG_CNN(dense='tanh')", "cnn_build_model_activations_test"),
+            ("softmax", "WRONG_CNN(output='sigmoid')", "cnn_build_model_activations_test"),
+            ("an Input", "WRONG_CNN().replace('keras.Input((28, 28, 1)), ', '')", "cnn_build_model_layers_test"),
+            ("MaxPooling2D before Flatten", "WRONG_CNN().replace('keras.layers.MaxPooling2D(2), ', '')",
+             "cnn_build_model_layers_test"),
+            ("a Sequential", "def build_cnn():\n    inputs = keras.Input((28, 28, 1))\n"
+             "    x = keras.layers.Conv2D(32, (3, 3), padding='same', activation='relu')(inputs)\n"
+             "    x = keras.layers.Dense(128, activation='relu')(keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(x)))\n"
+             "    return keras.Model(inputs, keras.layers.Dense(10, activation='softmax')(x))", "cnn_build_model_layers_test"),
+            ("32 filters", "WRONG_CNN().replace('Conv2D(32', 'Conv2D(16')", "cnn_build_model_sizes_test"),
+            ("3 x 3 filters", "WRONG_CNN().replace('(3, 3)', '(5, 5)')", "cnn_build_model_sizes_test"),
+            ("2 x 2 pooling", "WRONG_CNN().replace('MaxPooling2D(2)', 'MaxPooling2D(3)')", "cnn_build_model_sizes_test"),
         ],
         "cnn_param_count": [
             ("each filter's bias", "conv_params = 3 * 3 * 1 * 32\nflatten_size = 14 * 14 * 32\ndense_params = flatten_size * 128 + 128",
-             "cnn_param_count_test"),
+             "cnn_conv_params_test"),
             ("after the pooling", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 28 * 28 * 32\n"
-                                  "dense_params = 14 * 14 * 32 * 128 + 128", "cnn_param_count_test"),
+                                  "dense_params = 14 * 14 * 32 * 128 + 128", "cnn_flatten_size_test"),
+            ("the flattened length, with the dense layer counted on it", "conv_params = (3 * 3 * 1 + 1) * 32\n"
+             "flatten_size = 28 * 28 * 32\ndense_params = flatten_size * 128 + 128", "cnn_flatten_size_test"),
             ("the dense biases", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 14 * 14 * 32\ndense_params = flatten_size * 128",
-             "cnn_param_count_test"),
+             "cnn_dense_params_test"),
             ("integers", "conv_params = (3 * 3 * 1 + 1) * 32\nflatten_size = 14 * 14 * 32 / 1\ndense_params = 6272 * 128 + 128",
-             "cnn_param_count_test"),
+             "cnn_flatten_size_test"),
         ],
     },
     "04_fashion_cnn": {
@@ -149,12 +164,14 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "fashion_prepare_images_test"),
         ],
         "fashion_build_model": [
-            ("Dropout after Dense(128)", "WRONG_FASHION(order='dropout first')", "fashion_build_model_test"),
-            ("30% by default", "WRONG_FASHION(default=0.5)", "fashion_build_model_test"),
-            ("the rate passed", "WRONG_FASHION(rate='0.3')", "fashion_build_model_test"),
-            ("no Dropout at rate 0", "WRONG_FASHION(keep_at_zero=True)", "fashion_build_model_test"),
-            ("softmax", "WRONG_FASHION(output=None)", "fashion_build_model_test"),
-            ("an Input", "WRONG_FASHION().replace('keras.Input((28, 28, 1)), ', '')", "fashion_build_model_test"),
+            ("Dropout after Dense(128)", "WRONG_FASHION(order='dropout first')", "fashion_build_model_network_test"),
+            ("30% by default", "WRONG_FASHION(default=0.5)", "fashion_build_model_rate_test"),
+            ("the rate passed", "WRONG_FASHION(rate='0.3')", "fashion_build_model_rate_test"),
+            ("no Dropout at rate 0", "WRONG_FASHION(keep_at_zero=True)", "fashion_build_model_without_dropout_test"),
+            ("softmax", "WRONG_FASHION(output=None)", "fashion_build_model_network_test"),
+            ("an Input", "WRONG_FASHION().replace('keras.Input((28, 28, 1)), ', '')", "fashion_build_model_network_test"),
+            ("the other layers kept at rate 0", "WRONG_FASHION().replace(\"else [keras.layers.Dense(128, activation='relu')]\", "
+             "'else []')", "fashion_build_model_without_dropout_test"),
         ],
         "fashion_compile": [
             ("sparse categorical cross-entropy", "WRONG_COMPILE(loss='categorical_crossentropy', start=2e-3)", "fashion_compile_test"),
@@ -177,16 +194,18 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("the same labels", "WRONG_05_PREPROCESS(y='np.sort(labels.reshape(-1))')", "cifar_preprocess_test"),
         ],
         "cifar_build_tutorial_cnn": [
-            ("the eight layers in order", "WRONG_TUTORIAL(pools=(True, False))", "cifar_build_tutorial_cnn_test"),
-            ("no padding", "WRONG_TUTORIAL(padding='same')", "cifar_build_tutorial_cnn_test"),
-            ("Dense(64)", "WRONG_TUTORIAL(units=128)", "cifar_build_tutorial_cnn_test"),
-            ("softmax output", "WRONG_TUTORIAL(output=None)", "cifar_build_tutorial_cnn_test"),
+            ("the eight layers in order", "WRONG_TUTORIAL(pools=(True, False))", "cifar_build_tutorial_cnn_layers_test"),
+            ("no padding", "WRONG_TUTORIAL(padding='same')", "cifar_build_tutorial_cnn_settings_test"),
+            ("Dense(64)", "WRONG_TUTORIAL(units=128)", "cifar_build_tutorial_cnn_settings_test"),
+            ("softmax output", "WRONG_TUTORIAL(output=None)", "cifar_build_tutorial_cnn_settings_test"),
+            ("32, 64 and 64 filters", "WRONG_TUTORIAL().replace('Conv2D(32', 'Conv2D(16')", "cifar_build_tutorial_cnn_settings_test"),
+            ("an Input", "WRONG_TUTORIAL().replace('keras.Input((32, 32, 3)), ', '')", "cifar_build_tutorial_cnn_layers_test"),
         ],
         "cifar_build_wide_cnn": [
             ("the layers in order", "WRONG_WIDE(order='dropout first')", "cifar_build_wide_cnn_test"),
             ("padding='same'", "WRONG_WIDE(padding='valid')", "cifar_build_wide_cnn_test"),
             ("Dropout(0.3), Dropout(0.2)", "WRONG_WIDE(rates=(0.2, 0.3))", "cifar_build_wide_cnn_test"),
-            ("the first Dense layer's count", "WRONG_WIDE(dense_params='16 * 16 * 64 * 128')", "cifar_build_wide_cnn_test"),
+            ("the first Dense layer's count", "WRONG_WIDE(dense_params='16 * 16 * 64 * 128')", "cifar_wide_dense_params_test"),
         ],
         "cifar_tutorial_shapes": [
             ("six shapes", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64)]",
@@ -489,6 +508,11 @@ class _Notebook:
         with self._here():
             exec(compile(judge.visible_source(self.tests[test].source), f"<{test}>", "exec"), namespace)
 
+    def whole_test(self, test: str, namespace: dict) -> None:
+        """Run ``test``'s whole cell, hidden tests included, in ``namespace``."""
+        with self._here():
+            exec(compile(self.tests[test].source, f"<{test}>", "exec"), namespace)
+
 
 @pytest.fixture(scope="module")
 def notebooks():
@@ -516,3 +540,25 @@ def test_the_visible_test_catches_a_solution_that_misses_one_requirement(noteboo
     with pytest.raises(AssertionError) as caught:
         notebook.visible_test(test, namespace)
     assert str(caught.value), f"{test} failed without a message for {requirement!r}"
+
+
+def _parts(assignment: str, solution: str) -> list[str]:
+    """The test cells that grade ``solution``'s stated requirements: its parts, a point each."""
+    return sorted({test for _, _, test in WRONG[assignment][solution]})
+
+
+SPLIT_CASES = [case for case in CASES if len(_parts(case[0], case[1])) > 1]
+
+
+@pytest.mark.parametrize("assignment, solution, requirement, wrong, test", SPLIT_CASES,
+                         ids=[f"{a}-{s}-{r}" for a, s, r, _, _ in SPLIT_CASES])
+def test_a_solution_that_misses_one_requirement_loses_only_that_parts_point(notebooks, assignment, solution, requirement,
+                                                                            wrong, test):
+    """Each part of an exercise is graded on its own (issue 18): the wrong solution passes the other parts' test
+    cells, their hidden tests included."""
+    notebook = _notebook(notebooks, assignment)
+    namespace = dict(notebook.before[solution])
+    exec(compile(_source(wrong), f"<wrong {solution}>", "exec"), namespace)
+    for other in _parts(assignment, solution):
+        if other != test:
+            notebook.whole_test(other, dict(namespace))
