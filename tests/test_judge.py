@@ -180,6 +180,15 @@ def test_the_notebooks_imports_are_taken_from_its_locked_cells_magics_and_all():
     assert judge.notebook_imports([setup, "x = 1"]) == ["import os", "import numpy as np", "from course import budget, data"]
 
 
+def test_the_judge_imports_only_what_the_test_cells_use():
+    setup = ("import os\nimport matplotlib.pyplot as plt\nimport numpy as np\nimport keras.layers\n"
+             "from sklearn.datasets import load_sample_image\nfrom course import budget, data as d\nfrom math import *\n")
+    tests = ['"""Checks x."""\nassert np.allclose(x, 1), f"{d.mnist}"\n### BEGIN HIDDEN TESTS\nkeras.ops.sum(x)\n### END HIDDEN TESTS']
+    assert judge.notebook_imports([setup], tests=tests) == [
+        "import numpy as np", "import keras.layers", "from course import budget, data as d", "from math import *"]
+    assert judge.notebook_imports([setup], tests=[*tests, "%%time\nnot python("]) == judge.notebook_imports([setup])
+
+
 def test_the_same_keras_object_sent_twice_is_the_same_object_in_the_judge(kernel):
     """02's hidden test asserts ``build_mlp() is not _m`` (a new model each call): the judge's copies must not
     make a function that returns one shared model look as if it built a new one."""

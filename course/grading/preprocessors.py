@@ -436,7 +436,8 @@ class JudgedExecute(CrashTolerantExecute):
         self._judged: dict[int, list[NotebookNode]] = {}
         self._judge_imports = judge_module.notebook_imports(
             [cell.source for cell in nb.cells if cell.cell_type == "code" and is_locked(cell)
-             and not is_grade(cell) and not is_solution(cell)])
+             and not is_grade(cell) and not is_solution(cell)],
+            tests=[cell.source for cell in nb.cells if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)])
         path = (resources or {}).get("metadata", {}).get("path") or os.getcwd()
         # Before the kernel starts: the files as submitted, whatever the notebook does to them.
         self._submitted = submitted_model_files(Path(path), self.log)
