@@ -9,7 +9,12 @@ visible test, so a case fails for its wrong solution and not for its set-up.
 
 The notebook runs here as plain Python (IPython's transforms for the setup cell's
 ``%pip``), under the grading budget, reading the offline mirror (``COURSE_DATA_DIR``).
-Only cells up to the last test listed run: no training cell is reached.
+Only cells up to the last test listed run. A training cell on the way (04's, before its per-class
+accuracy) loads the sample reference model that the root conftest.py puts beside the notebook,
+as the grading budget does with a submitted file: nothing trains.
+
+Where an exercise has parts of a point each, a second test runs each wrong solution through the
+other parts' whole test cells, hidden tests included: each passes, so one mistake costs one point.
 """
 
 from __future__ import annotations
@@ -180,6 +185,15 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("over `steps`", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', rate='CosineDecay(2e-3, decay_steps=10)')",
              "fashion_compile_test"),
             ("accuracy", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', start=2e-3, metrics='[]')", "fashion_compile_test"),
+        ],
+        "fashion_per_class_accuracy": [
+            ("one value per class, absent ones too", "def per_class_accuracy(y_true, y_pred):\n"
+             "    return np.array([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)])",
+             "fashion_per_class_accuracy_shape_test"),
+            ("recall, not precision", "def per_class_accuracy(y_true, y_pred):\n"
+             "    m = confusion_matrix(y_true, y_pred, labels=range(10))\n"
+             "    return np.divide(m.diagonal(), m.sum(axis=0), out=np.zeros(10), where=m.sum(axis=0) > 0)",
+             "fashion_per_class_accuracy_values_test"),
         ],
     },
     "05_cifar_cnn": {
