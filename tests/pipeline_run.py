@@ -14,10 +14,8 @@ The grader must leave the instructor's files as they were (``tests/conftest.py``
 files, hashed before and after; untracked files of the repository are left out, since the tests
 running meanwhile write some (screenshots, built wheels).
 
-``python tests/pipeline_run.py [--detach] COURSE RESULT PYTEST_PID``: runs ``course demo`` in ``COURSE`` and
-writes ``RESULT`` (JSON: the grade table, the files it changed, or the error that stopped it); it stops
-itself (SIGTERM to its process group) if process ``PYTEST_PID`` is gone. ``--detach`` prints the pid of a
-child that does it, in a session of its own, and returns at once.
+``python tests/pipeline_run.py COURSE RESULT``: runs ``course demo`` in ``COURSE`` and writes
+``RESULT`` (JSON: the grade table, the files it changed, or the error that stopped it).
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,33 +53,22 @@ def copy_course(root: Path) -> None:
 
 @dataclass
 class Run:
-    """``course demo`` running in ``root`` as process ``pid`` (its session's leader), its result to be written to
-    ``result`` and its output to ``log``."""
+    """``course demo`` running in ``root``, its result to be written to ``result`` and its output to ``log``."""
 
     root: Path
     result: Path
     log: Path
-    pid: int
+    process: subprocess.Popen[bytes]
     started: float
-
-    def running(self) -> bool:
-        """Whether the demo is still at work (a zombie that nobody reaps is not)."""
-        try:
-            alive = psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
-        except psutil.NoSuchProcess:
-            alive = False
-        return alive and not self.result.is_file()
 
     def wait(self) -> tuple[Path, str]:
         """The course folder and the grade table, once the demo has finished; its output is printed (pytest shows
         it with the test that waited). Raises if the demo failed or changed the instructor's files."""
-        while self.running():
-            time.sleep(1)
-        time.sleep(0.5)  # the result is written last; the process may still be exiting
+        status = self.process.wait()
         sys.stdout.write(self.log.read_text(errors="replace"))
-        print(f"course demo: {time.monotonic() - self.started:.0f} s beside the other tests")
+        print(f"course demo: {time.monotonic() - self.started:.0f} s beside the other tests, exit status {status}")
         if not self.result.is_file():
-            raise RuntimeError("course demo stopped without a result: see its output above")
+            raise RuntimeError(f"course demo stopped (exit status {status}) without a result: see its output above")
         outcome = json.loads(self.result.read_text())
         if outcome["error"]:
             raise RuntimeError(f"course demo failed:\n{outcome['error']}")
@@ -91,27 +77,16 @@ class Run:
 
     def stop(self) -> None:
         """Stop the demo and everything it started (SIGTERM first, as an instructor's Ctrl-C would)."""
-        for sig, seconds in ((signal.SIGTERM, STOP_SECONDS), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                if not self.running() and not _group_alive(self.pid):
-                    return
-                time.sleep(0.5)
-
-
-def _group_alive(group: int) -> bool:
-    """Whether a process of process group ``group`` is still alive (zombies aside)."""
-    for process in psutil.process_iter(["pid"]):
+        if self.process.poll() is not None:
+            return
         try:
-            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
 
 
 # The run, in pytest's stash: started by tests/conftest.py, waited for by test_pipeline.py's fixture.
@@ -119,19 +94,15 @@ PIPELINE = pytest.StashKey["Run"]()
 
 
 def start(folder: Path | None = None) -> Run:
-    """Copy the course into a new folder (under ``folder``) and start ``course demo`` there.
-
-    The demo runs outside pytest's process tree (started through a parent that exits at once, in a session of
-    its own): tests that look for the processes their own grading started among pytest's descendants
-    (tests/test_batch.py, tests/test_cluster.py) must not find the demo's."""
+    """Copy the course into a new folder (under ``folder``) and start ``course demo`` there."""
     base = Path(tempfile.mkdtemp(prefix="course-pipeline-", dir=folder))
     root = base / "course"
     copy_course(root)
     log = base / "demo.log"
     with open(log, "wb") as output:
-        launcher = subprocess.run([sys.executable, __file__, "--detach", str(root), str(base / "result.json"), str(os.getpid())],
-                                  stdout=subprocess.PIPE, stderr=output, check=True)
-    return Run(root, base / "result.json", log, int(launcher.stdout), time.monotonic())
+        process = subprocess.Popen([sys.executable, __file__, str(root), str(base / "result.json")],
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    return Run(root, base / "result.json", log, process, time.monotonic())
 
 
 def _tracked_files() -> list[Path]:
@@ -152,24 +123,20 @@ def _fingerprints(root: Path) -> dict[str, str]:
     return prints | conftest._graded_files(root)
 
 
-def _stop_when_orphaned(pytest_pid: int) -> None:
-    """SIGTERM this process group once pytest is gone, killed without the chance to stop the demo."""
-    while True:
-        try:
-            os.kill(pytest_pid, 0)
-        except ProcessLookupError:
-            os.killpg(0, signal.SIGTERM)
-            return
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM this process group once pytest (``parent``) is gone, killed without the chance to stop the demo."""
+    while os.getppid() == parent:
         time.sleep(2)
+    os.killpg(0, signal.SIGTERM)
 
 
-def main(root: Path, result: Path, pytest_pid: int) -> int:
+def main(root: Path, result: Path) -> int:
     import threading
 
     from course.grading import batch, demo
 
     os.nice(NICENESS)  # inherited by everything the demo starts
-    threading.Thread(target=_stop_when_orphaned, args=(pytest_pid,), daemon=True).start()
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     changed: set[str] = set()
     real = batch.grade
 
@@ -192,28 +159,5 @@ def main(root: Path, result: Path, pytest_pid: int) -> int:
     return 0
 
 
-def detach(root: Path, result: Path, pytest_pid: int) -> int:
-    """Print the pid of a child that runs :func:`main` in a new session, and return at once (the child is then
-    nobody's but init's)."""
-    pid = os.fork()
-    if pid:
-        print(pid, flush=True)
-        return 0
-    os.setsid()
-    log = os.open(str(result.with_name("demo.log")), os.O_WRONLY | os.O_APPEND)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    try:
-        status = main(root, result, pytest_pid)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(status)
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "--detach":
-        sys.exit(detach(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])))
-    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])))
+    sys.exit(main(Path(sys.argv[1]), Path(sys.argv[2])))
