@@ -6,7 +6,7 @@ CI). The rest of the suite keeps less than one core busy on average (CPU time 90
 than before it: :func:`start` (called from ``tests/conftest.py`` once the collected tests
 include the pipeline's) copies the course and starts this module in a new session;
 ``test_pipeline.py``'s fixture waits for it (:meth:`Run.wait`). A run of the pipeline's
-tests alone waits at once, as before. The demo runs at a lower priority (:data:`NICENESS`).
+tests alone waits at once, as before.
 
 The grader must leave the instructor's files as they were (``tests/conftest.py`` checks every
 ``batch.grade`` call of the session). Here the check runs in the demo's own process, around its
@@ -37,11 +37,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = Path("tests") / "submissions"
 STOP_SECONDS = 60  # after SIGTERM, for `course grade` to stop its workers and merge nothing half-graded
-# The demo yields to the other tests: they are the longer path (a run at the same priority took 1,795 s, the
-# other tests slowed to the demo's pace), and it has the idle core most of the time. At nice 5 a demo process
-# still gets about a quarter of a core when two busy threads of the tests run (Linux weights 335 against
-# 1024): 01's longest cell (2.3-3.3 s) stays far inside its 30 s limit (nbgrader_config.py).
-NICENESS = 5
 
 
 def copy_course(root: Path) -> None:
@@ -135,7 +130,6 @@ def main(root: Path, result: Path) -> int:
 
     from course.grading import batch, demo
 
-    os.nice(NICENESS)  # inherited by everything the demo starts
     threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     changed: set[str] = set()
     real = batch.grade
