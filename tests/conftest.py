@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,8 @@ GRADER_OUTPUTS = ("grades.csv", "logs", "exchange")
 NOT_THE_INSTRUCTORS = (".git", ".venv", "__pycache__", ".pytest_cache", ".ipynb_checkpoints")
 
 
-def _hash(path: Path) -> str:
-    """A file's sha256, or the target of a link (not followed)."""
-    if path.is_symlink():
-        return f"link to {os.readlink(path)}"
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "not a file"
-
-
 def _fingerprint(folder: Path, skipped: set[Path]) -> dict[str, str]:
-    """:func:`_hash` of every file under ``folder``, links not followed, ``skipped`` left out."""
+    """sha256 (or the link target) of every file under ``folder``, links not followed, ``skipped`` left out."""
     prints: dict[str, str] = {}
     for parent, folders, files in os.walk(folder):
         here = Path(parent)
@@ -41,14 +33,14 @@ def _fingerprint(folder: Path, skipped: set[Path]) -> dict[str, str]:
             path = here / name
             if path in skipped:
                 continue
-            if path.is_symlink() or path.is_file():
-                prints[str(path)] = _hash(path)
+            if path.is_symlink():
+                prints[str(path)] = f"link to {os.readlink(path)}"
+            elif path.is_file():
+                prints[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return prints
 
 
-def _graded_files(root: Path) -> dict[str, str]:
-    """The fingerprint of the course folder graded in ``root`` (and of its layout's root), the grader's outputs
-    left out; this repository is fingerprinted apart (:func:`_instructors_files`)."""
+def _instructors_files(root: Path) -> dict[str, str]:
     root = Path(root).resolve()
     try:
         where = layout.read(root)
@@ -57,14 +49,10 @@ def _graded_files(root: Path) -> dict[str, str]:
     except layout.LayoutError:
         outputs, graded = set(), {root}
     outputs |= {root / name for name in GRADER_OUTPUTS} | {root / "gradebook.db"}
-    prints: dict[str, str] = {}
+    prints = _fingerprint(ROOT, set())
     for folder in graded - {ROOT}:
         prints |= _fingerprint(folder, outputs)
     return prints
-
-
-def _instructors_files(root: Path) -> dict[str, str]:
-    return _fingerprint(ROOT, set()) | _graded_files(root)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -83,23 +71,3 @@ def instructors_files_are_left_as_they_were():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(batch, "grade", guarded)
         yield
-
-
-def pytest_collection_finish(session):
-    """Start the pipeline test's ``course demo`` beside the other tests when they include it (tests/pipeline_run.py)."""
-    if any(Path(str(item.fspath)).name == "test_pipeline.py" for item in session.items):
-        import pipeline_run
-
-        session.config.stash[pipeline_run.PIPELINE] = pipeline_run.start()
-
-
-def pytest_sessionfinish(session):
-    import pipeline_run
-
-    run = session.config.stash.get(pipeline_run.PIPELINE, None)
-    if run is not None:
-        run.stop()
-        if session.testsfailed:
-            print(f"\nThe pipeline test's course folder is kept: {run.root}")
-        else:
-            shutil.rmtree(run.root.parent, ignore_errors=True)

@@ -11,13 +11,13 @@ import csv
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 
-import pipeline_run
-from course.grading import batch, leaderboard, pipeline, submissions
+from course.grading import batch, demo, leaderboard, pipeline, submissions
 
 ROOT = Path(__file__).parents[1]
 ASSIGNMENTS = pipeline.assignments(ROOT)
@@ -29,13 +29,13 @@ SAMPLES = [
 
 
 @pytest.fixture(scope="module")
-def course(request):
-    """A copy of the course folder after `course demo`, and the grades it exported. The demo started once
-    pytest had collected these tests, beside the others (tests/pipeline_run.py); here it is waited for."""
-    run = request.config.stash.get(pipeline_run.PIPELINE, None)
-    if run is None:
-        run = request.config.stash[pipeline_run.PIPELINE] = pipeline_run.start()
-    root, table = run.wait()
+def course(tmp_path_factory):
+    """A copy of the course folder after `course demo`, and the grades it exported."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copytree(ROOT / "source", root / "source")
+    shutil.copytree(ROOT / pipeline.SAMPLES_DIR, root / pipeline.SAMPLES_DIR)
+    shutil.copy(ROOT / "nbgrader_config.py", root)
+    table = demo.run(root)
     print(table)
     with open(root / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
