@@ -78,6 +78,24 @@ def _assert_tiny(arrays):
 
 # --- sources --------------------------------------------------------------------
 
+def test_sample_photo_is_the_file_scikit_learn_decodes_found_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_sample_image
+
+    for name in ("china.jpg", "flower.jpg"):
+        with Image.open(data.sample_photo(name)) as photo:
+            assert photo.size == (640, 427) and photo.mode == "RGB"
+            assert np.array_equal(np.asarray(photo), load_sample_image(name))
+    found = subprocess.run([sys.executable, "-c", "import sys; from course import data; data.sample_photo(); "
+                            "print(sorted(m for m in sys.modules if m.startswith('sklearn')))"],
+                           capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
+    with pytest.raises(data.DatasetNotFoundError, match="china.jpg or flower.jpg"):
+        data.sample_photo("lena.png")
+
+
 def test_unknown_dataset_name_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"Unknown dataset 'imagenet'.*cifar10.*fashion_mnist.*mnist"):
         data.load_data("imagenet")
