@@ -14,6 +14,11 @@ The rule, in order:
    (it sets ``NBGRADER_EXECUTION`` during ``autograde`` and ``validate``).
 3. Otherwise the full budget runs: a student in JupyterLab or Colab.
 
+``test_samples`` (05-08, whose test-set pass takes seconds to half a minute on a CPU): the
+notebook's own evaluation uses only the first that many test images. Under grading no grade
+reads that evaluation (the hidden tests measure the submitted model file on the whole test set,
+outside the student's kernel), so the grader does not pay for the pass twice.
+
 Hidden tests call :func:`active_name` again instead of trusting ``BUDGET``,
 so accuracy thresholds follow the budget that really applied.
 
@@ -24,6 +29,7 @@ that no grade depends on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -34,17 +40,21 @@ NAMES = ("full", "grading")
 
 @dataclass(frozen=True)
 class Budget:
-    """A training budget: ``epochs`` per ``fit`` and how many training images to use (None: all)."""
+    """A training budget: ``epochs`` per ``fit``, how many training images to use, and how many test images the
+    notebook's own evaluation uses (None: all)."""
 
     epochs: int
     train_samples: int | None = None
     name: str = ""
+    test_samples: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.train_samples is not None and self.train_samples < 1:
-            raise ValueError(f"train_samples must be positive or None, got {self.train_samples}")
+        for field_name in ("train_samples", "test_samples"):
+            value = getattr(self, field_name)
+            if value is not None and value < 1:
+                raise ValueError(f"{field_name} must be positive or None, got {value}")
 
 
 def active_name() -> str:
@@ -68,8 +78,9 @@ def choose(full: Budget, grading: Budget) -> Budget:
     else:
         why = "default for students"
     samples = "all" if chosen.train_samples is None else f"{chosen.train_samples:,}"
-    print(f"Training budget: {name} ({why}): {chosen.epochs} epochs, {samples} training images")
-    return Budget(chosen.epochs, chosen.train_samples, name)
+    tested = "" if chosen.test_samples is None else f"; evaluated here on the first {chosen.test_samples:,} test images"
+    print(f"Training budget: {name} ({why}): {chosen.epochs} epochs, {samples} training images{tested}")
+    return dataclasses.replace(chosen, name=name)
 
 
 def compare() -> bool:

@@ -40,10 +40,20 @@ def test_unknown_budget_name_is_an_error(monkeypatch):
         budget.active_name()
 
 
-@pytest.mark.parametrize("epochs, samples", [(0, None), (3, 0)])
-def test_budget_rejects_nonsense(epochs, samples):
+def test_a_grading_budget_may_evaluate_on_the_first_test_images_only(monkeypatch, capsys):
+    monkeypatch.setenv(budget.NBGRADER_VARIABLE, "autograde")
+    grading = budget.Budget(epochs=2, train_samples=10_000, test_samples=2_000)
+    assert budget.choose(full=FULL, grading=grading) == budget.Budget(2, 10_000, "grading", 2_000)
+    assert capsys.readouterr().out == ("Training budget: grading (nbgrader autograde): 2 epochs, 10,000 training images; "
+                                       "evaluated here on the first 2,000 test images\n")
+    monkeypatch.delenv(budget.NBGRADER_VARIABLE)
+    assert budget.choose(full=FULL, grading=grading).test_samples is None
+
+
+@pytest.mark.parametrize("epochs, samples, tested", [(0, None, None), (3, 0, None), (3, None, 0)])
+def test_budget_rejects_nonsense(epochs, samples, tested):
     with pytest.raises(ValueError):
-        budget.Budget(epochs=epochs, train_samples=samples)
+        budget.Budget(epochs=epochs, train_samples=samples, test_samples=tested)
 
 
 @pytest.mark.parametrize("budget_name", [None, "grading", "full"])
