@@ -98,7 +98,8 @@ def test_architectures_compare_layers_and_settings_not_names_or_weights():
         "Dense", (None, 512), 401_920, (("units", "512"), ("activation", '"relu"'), ("use_bias", "true")))
 
 
-def test_a_submitted_file_is_measured_and_compared_with_the_students_own_network(tmp_path):
+def test_a_submitted_file_is_measured_and_compared_with_the_students_own_network(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_JUDGE", "1")  # measured in this process, as the judge does (a fresh one: tests above)
     path = tmp_path / "02_mnist_mlp.keras"
     _mlp(256).save(path)
     report = checks.submitted_report(path, _mlp(256))
@@ -160,6 +161,7 @@ def test_pixel_scaling_gives_the_students_own_scaling_to_the_measurement():
 def test_in_the_judge_a_model_file_is_read_as_the_grader_received_it(tmp_path, monkeypatch):
     """checks.SUBMITTED_FILES: the judge grades the bytes read before the kernel started, by name; a file
     deleted or written meanwhile where the notebook lies changes nothing."""
+    monkeypatch.setenv("COURSE_JUDGE", "1")  # as in the judge, which measures in its own process
     submitted = tmp_path / "private" / "02_mnist_mlp.keras"
     submitted.parent.mkdir()
     _mlp(256).save(submitted)
