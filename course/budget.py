@@ -14,10 +14,12 @@ The rule, in order:
    (it sets ``NBGRADER_EXECUTION`` during ``autograde`` and ``validate``).
 3. Otherwise the full budget runs: a student in JupyterLab or Colab.
 
-``test_samples`` (05-08, whose test-set pass takes seconds to half a minute on a CPU): the
-notebook's own evaluation uses only the first that many test images. Under grading no grade
-reads that evaluation (the hidden tests measure the submitted model file on the whole test set,
-outside the student's kernel), so the grader does not pay for the pass twice.
+``test_samples`` (05-08, whose test-set pass takes seconds to half a minute on a CPU): while
+nbgrader executes the notebook, its own evaluation uses only the first that many test images.
+No grade reads that evaluation (the hidden tests measure the submitted model file on the whole
+test set, outside the student's kernel), so the grader does not pay for the pass twice. Everywhere
+else (students, CI's nbval and ``make bench`` with ``COURSE_BUDGET=grading``) it is the whole test set:
+the benchmark reads the notebooks' own test accuracy.
 
 Hidden tests call :func:`active_name` again instead of trusting ``BUDGET``,
 so accuracy thresholds follow the budget that really applied.
@@ -78,6 +80,8 @@ def choose(full: Budget, grading: Budget) -> Budget:
     else:
         why = "default for students"
     samples = "all" if chosen.train_samples is None else f"{chosen.train_samples:,}"
+    if chosen.test_samples is not None and not os.environ.get(NBGRADER_VARIABLE):
+        chosen = dataclasses.replace(chosen, test_samples=None)  # the whole test set outside nbgrader
     tested = "" if chosen.test_samples is None else f"; evaluated here on the first {chosen.test_samples:,} test images"
     print(f"Training budget: {name} ({why}): {chosen.epochs} epochs, {samples} training images{tested}")
     return dataclasses.replace(chosen, name=name)

@@ -40,7 +40,7 @@ def test_unknown_budget_name_is_an_error(monkeypatch):
         budget.active_name()
 
 
-def test_a_grading_budget_may_evaluate_on_the_first_test_images_only(monkeypatch, capsys):
+def test_under_nbgrader_a_grading_budget_may_evaluate_on_the_first_test_images_only(monkeypatch, capsys):
     monkeypatch.setenv(budget.NBGRADER_VARIABLE, "autograde")
     grading = budget.Budget(epochs=2, train_samples=10_000, test_samples=2_000)
     assert budget.choose(full=FULL, grading=grading) == budget.Budget(2, 10_000, "grading", 2_000)
@@ -48,6 +48,8 @@ def test_a_grading_budget_may_evaluate_on_the_first_test_images_only(monkeypatch
                                        "evaluated here on the first 2,000 test images\n")
     monkeypatch.delenv(budget.NBGRADER_VARIABLE)
     assert budget.choose(full=FULL, grading=grading).test_samples is None
+    monkeypatch.setenv(budget.BUDGET_VARIABLE, "grading")  # CI's nbval and the benchmark: the whole test set
+    assert budget.choose(full=FULL, grading=grading) == budget.Budget(2, 10_000, "grading", None)
 
 
 @pytest.mark.parametrize("epochs, samples, tested", [(0, None, None), (3, 0, None), (3, None, 0)])
