@@ -75,9 +75,13 @@ def sandbox_processes(top: int, stop_after: int) -> tuple[int, int] | None:
     bwrap is ``top`` holds, and that namespace's first process; None when ``top`` runs no sandbox.
 
     Counted in the sandbox's own ``/proc`` (through ``/proc/<first>/root``), which lists
-    only that namespace: cheap however many processes the machine runs."""
+    only that namespace: cheap however many processes the machine runs. Until the sandbox has
+    mounted it (the first moments of its start, when its root is still the machine's), that path
+    is the machine's own ``/proc``, listing every process on the machine: nothing is counted then
+    (a busy grading machine's processes once got a kernel killed as it started)."""
     try:
         own = os.readlink("/proc/self/ns/pid")
+        machines = os.stat("/proc").st_dev
     except OSError:
         return None
     for first in children_of(top):
@@ -85,6 +89,8 @@ def sandbox_processes(top: int, stop_after: int) -> tuple[int, int] | None:
             if os.readlink(f"/proc/{first}/ns/pid") == own:
                 continue
             proc = f"/proc/{first}/root/proc"
+            if os.stat(proc).st_dev == machines:  # not the sandbox's /proc yet
+                return None
             count = _count(proc, stop_after, lambda name: True)
             if count > stop_after:  # a thread being started can be listed for a moment: count processes only
                 count = _count(proc, stop_after, lambda name: _leads_its_thread_group(proc, name))
