@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).parents[1]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-GRADING_AND_TEST_TOOLS = {"nbgrader", "pytest", "playwright", "nbval"}  # (psutil comes with ipykernel)
+GRADING_AND_TEST_TOOLS = {"nbgrader", "pytest", "pytest-xdist", "playwright", "nbval"}  # (psutil comes with ipykernel)
 
 
 def _key(text: str) -> tuple[str, str, str]:
