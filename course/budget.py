@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 
 BUDGET_VARIABLE = "COURSE_BUDGET"
 NBGRADER_VARIABLE = "NBGRADER_EXECUTION"
 NAMES = ("full", "grading")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Budget:
     """A training budget: ``epochs`` per ``fit``, how many training images to use, and how many test images the
     notebook's own evaluation uses (None: all)."""
@@ -80,11 +79,10 @@ def choose(full: Budget, grading: Budget) -> Budget:
     else:
         why = "default for students"
     samples = "all" if chosen.train_samples is None else f"{chosen.train_samples:,}"
-    if chosen.test_samples is not None and not os.environ.get(NBGRADER_VARIABLE):
-        chosen = dataclasses.replace(chosen, test_samples=None)  # the whole test set outside nbgrader
-    tested = "" if chosen.test_samples is None else f"; evaluated here on the first {chosen.test_samples:,} test images"
+    test_samples = chosen.test_samples if os.environ.get(NBGRADER_VARIABLE) else None  # the whole test set outside nbgrader
+    tested = "" if test_samples is None else f"; evaluated here on the first {test_samples:,} test images"
     print(f"Training budget: {name} ({why}): {chosen.epochs} epochs, {samples} training images{tested}")
-    return dataclasses.replace(chosen, name=name)
+    return dataclasses.replace(chosen, name=name, test_samples=test_samples)
 
 
 def compare() -> bool:

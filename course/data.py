@@ -110,9 +110,10 @@ def sample_photo(name: str = "china.jpg") -> Path:
         path = Path(folder) / "datasets" / "images" / name
         if path.is_file():
             return path
-    raise DatasetNotFoundError(f"No sample photo {name!r}: it ships with scikit-learn (`pip install scikit-learn`), "
-                               "as china.jpg and flower.jpg." if not folders else
-                               f"No sample photo {name!r} in scikit-learn's datasets/images: use china.jpg or flower.jpg.")
+    if not folders:
+        raise DatasetNotFoundError(f"No sample photo {name!r}: it ships with scikit-learn (`pip install scikit-learn`), "
+                                   "as china.jpg and flower.jpg.")
+    raise DatasetNotFoundError(f"No sample photo {name!r} in scikit-learn's datasets/images: use china.jpg or flower.jpg.")
 
 
 def load_data(name: str) -> Arrays:
