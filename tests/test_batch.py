@@ -59,7 +59,7 @@ def looping(tmp_path_factory):
     forever."""
     with pytest.MonkeyPatch.context() as env:
         # Only the wall-clock limit may stop the loop: no cell limit shorter than it, neither
-        # Execute.timeout nor 01's own 15 s (which would let the loop's later cells race the 30 s).
+        # Execute.timeout nor 01's own 30 s (a cell limit as long as the wall-clock limit would race it).
         env.setenv("COURSE_CELL_TIMEOUT", "600")
         root = _course(tmp_path_factory.mktemp("batch"), only=["infinite_loop", "correct"])
         with open(root / "nbgrader_config.py", "a") as config:
