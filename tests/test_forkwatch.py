@@ -31,10 +31,10 @@ def test_a_new_pid_namespace_that_still_sees_the_machines_proc_is_not_counted():
     of its own) got a kernel killed as it started; here ``unshare --pid`` stands for that moment, for good."""
     if shutil.which("unshare") is None:
         pytest.skip("needs util-linux's unshare")
-    command = ["unshare", "--pid", "--fork", "sleep", "30"]
+    command = ["unshare", "--pid", "--fork", "--kill-child", "sleep", "30"]  # the sleep ends with unshare
     if os.geteuid() != 0:
         command[1:1] = ["--user", "--map-root-user"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command)
     try:
         _first_child(process)
         machine = sum(name.isdigit() for name in os.listdir("/proc"))
