@@ -7,6 +7,9 @@ grades the sample submissions (the attacks among them) with it.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -187,6 +190,22 @@ def test_the_judge_imports_only_what_the_test_cells_use():
     assert judge.notebook_imports([setup], tests=tests) == [
         "import numpy as np", "import keras.layers", "from course import budget, data as d", "from math import *"]
     assert judge.notebook_imports([setup], tests=[*tests, "%%time\nnot python("]) == judge.notebook_imports([setup])
+
+
+def test_keras_is_imported_first_when_the_tests_read_models():
+    assert judge.checks_models(["import numpy as np", "import keras as _keras"])
+    assert judge.checks_models(["from tensorflow import keras"]) and judge.checks_models(["import tensorflow.math as m"])
+    assert not judge.checks_models(["import numpy as np", "from course import data", "from . import keras", "import kerasx"])
+
+
+def test_the_judge_imports_keras_without_scikit_learn_scipy_or_matplotlib_which_stay_importable():
+    script = ("import sys; from course.grading import judge; judge.import_keras_lean(); "
+              "print(sorted(m for m in ('keras', 'sklearn', 'scipy', 'matplotlib') if m in sys.modules)); "
+              "from sklearn.model_selection import train_test_split; import matplotlib.pyplot; "
+              "print(sorted(m for m in ('sklearn', 'scipy', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["['keras']", "['matplotlib', 'scipy', 'sklearn']"]
 
 
 def test_the_same_keras_object_sent_twice_is_the_same_object_in_the_judge(kernel):
