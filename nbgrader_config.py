@@ -30,13 +30,18 @@ os.makedirs(c.Exchange.root, exist_ok=True)
 # COURSE_CELL_TIMEOUT overrides it (the tests use 300 s for their looping sample).
 c.Execute.timeout = int(os.environ.get("COURSE_CELL_TIMEOUT", "600"))
 # 01 trains nothing: its longest cell took 3.3 s (the setup cell, 2 workers sharing 2 cores; 4.4 s
-# on a slower AVX2-only machine, 2026-12-03), so a cell still running after 30 s is looping, and
-# holds its grading slot 30 s instead of 600 s. Not shorter: a cell that allocates until the kernel's
-# 6 GiB memory limit takes 15-18 s to get there on CI's machine (touching new memory costs it about
-# 3 s per GiB), and must meet that limit, not this one (tests/submissions/01_images.yml, memory_bomb;
-# at 15 s it met this one on 2 of 2 CI runs, 2026-12-07).
+# on a slower AVX2-only machine, 2026-12-03), so a cell still running after 20 s is looping, and
+# holds its grading slot 20 s instead of 600 s.
 # The shorter of this and Execute.timeout applies (course/grading/preprocessors.py, CrashTolerantExecute).
-c.CrashTolerantExecute.timeout_by_assignment = {"01_images": 30}
+c.CrashTolerantExecute.timeout_by_assignment = {"01_images": 20}
+# ...and its kernels need little memory (the reference peaks at 313 MiB), so `course grade` holds them to 4 GiB
+# instead of its --memory-gib (6; the lower of the two applies, course/grading/layout.py). A cell that allocates
+# until the limit must meet it before the 20 s above (tests/submissions/01_images.yml, memory_bomb): touching new
+# memory costs CI's machine up to 3 s per GiB, so 6 GiB took 15-18 s there (at a 15 s cell limit the time limit
+# won on 2 of 2 CI runs, 2026-12-07); 4 GiB took about 7 s, 2 workers grading (the whole sample 13 s, against 21 s
+# for one that loops until the time limit). Not less than 4: printing 400 MB at once (giant_print) takes ipykernel
+# about four times that in memory (1.6 GiB at its peak), and is a lost output, not a lost kernel (at 3 GiB it was).
+c.CourseGrade.memory_gib_by_assignment = {"01_images": 4}
 
 # Students see their visible tests and results, never hidden-test source, nor the outputs of cells that ran
 # after hidden tests had called their functions (they could print those inputs): course/grading/feedback.py.

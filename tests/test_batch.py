@@ -59,7 +59,7 @@ def looping(tmp_path_factory):
     forever."""
     with pytest.MonkeyPatch.context() as env:
         # Only the wall-clock limit may stop the loop: no cell limit shorter than it, neither
-        # Execute.timeout nor 01's own 30 s (a cell limit as long as the wall-clock limit would race it).
+        # Execute.timeout nor 01's own 20 s (a cell limit as long as the wall-clock limit would race it).
         env.setenv("COURSE_CELL_TIMEOUT", "600")
         root = _course(tmp_path_factory.mktemp("batch"), only=["infinite_loop", "correct"])
         with open(root / "nbgrader_config.py", "a") as config:
@@ -441,6 +441,24 @@ def test_one_students_failure_is_their_problem_line_and_the_batch_goes_on(tmp_pa
         ("carol", 10.0, ["merging failed (PermissionError: [Errno 13] Permission denied)"]),
     ]
     assert ran == ["export"]  # each worker wrote its submission's feedback (course/grading/autograde.py)
+
+
+def test_an_assignments_own_memory_limit_reaches_its_kernels_when_lower(tmp_path, monkeypatch):
+    root = _fake_course(tmp_path, ["alice"])
+    (root / "source" / "B").mkdir()
+    (root / "submitted" / "alice" / "B").mkdir()
+    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseGrade.memory_gib_by_assignment = {"A": 2}\n')
+    limits = {}
+
+    def grade_one(root, assignment, student, workdir, wall_seconds, memory_gib, *args):
+        limits[assignment] = memory_gib
+        return _graded(root, assignment, student)
+
+    _stub_grading(monkeypatch, grade_one)
+    batch.grade(root, ["A", "B"], jobs=1, sandboxed=False, memory_gib=6)
+    assert limits == {"A": 2, "B": 6}
+    batch.grade(root, ["A", "B"], jobs=1, sandboxed=False, memory_gib=1.5)
+    assert limits == {"A": 1.5, "B": 1.5}
 
 
 def test_a_grading_run_that_changes_an_instructors_file_fails_its_test(tmp_path, monkeypatch):

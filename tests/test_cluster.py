@@ -177,7 +177,7 @@ def test_a_cluster_gives_the_scores_and_notebooks_of_the_local_pool(three_ways):
 
 def test_a_worker_lost_mid_task_has_its_submission_graded_again_elsewhere(tmp_path, monkeypatch, capsys):
     root = _course(tmp_path, ["infinite_loop"])
-    # Crosses to the worker with the task: the loop stops at 10 s, under 01's own 30 s limit (its slowest cell
+    # Crosses to the worker with the task: the loop stops at 10 s, under 01's own 20 s limit (its slowest cell
     # takes 1-5 s), so that the test waits less; it waits twice, as the task is graded twice.
     monkeypatch.setenv("COURSE_CELL_TIMEOUT", "10")
     with _scheduler_and_workers(tmp_path) as (_, workers):

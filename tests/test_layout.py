@@ -67,6 +67,19 @@ def test_what_course_grade_cannot_follow_is_named_setting_by_setting(tmp_path):
         layout.read(tmp_path)
 
 
+def test_an_assignment_may_have_a_lower_memory_limit_than_course_grades_own(tmp_path):
+    assert layout.read(tmp_path).memory_gib("01_images", 6) == 6
+    _config(tmp_path, 'c.CourseGrade.memory_gib_by_assignment = {"01_images": 2, "02_mnist_mlp": 8.5}')
+    where = layout.read(tmp_path)
+    assert [where.memory_gib(name, 6) for name in ("01_images", "02_mnist_mlp", "03_mnist_cnn")] == [2, 6, 6]
+    assert where.memory_gib("02_mnist_mlp", 10) == 8.5  # the lower of the two
+    for wrong in ('{"01_images": 0}', '{"01_images": "2"}', '{"01_images": True}', '[("01_images", 2)]'):
+        _config(tmp_path, f"c.CourseGrade.memory_gib_by_assignment = {wrong}")
+        with pytest.raises(layout.LayoutError, match=r"CourseGrade\.memory_gib_by_assignment = .* \(course grade needs "
+                                                      r"a dict of assignment names to numbers of GiB above 0\)"):
+            layout.read(tmp_path)
+
+
 @pytest.mark.skipif(not sandbox.available(), reason="bubblewrap is not installed")
 def test_a_gradebook_outside_the_course_folder_is_hidden_in_the_sandbox(tmp_path):
     (tmp_path / "course").mkdir()

@@ -1188,13 +1188,14 @@ def _grade_all(root: Path, where: layout.Layout, submissions: list[tuple[str, st
 
             def start(pair: tuple[str, str]) -> None:
                 assignment, student = pair
+                memory = where.memory_gib(assignment, memory_gib)
                 if pool is not None:
-                    pending[pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory_gib,
+                    pending[pool.submit(grade_one, root, assignment, student, Path(scratch), wall_seconds, memory,
                                         sandboxed, threads, processes, where)] = pair
                     return
                 future: Future[Any] = Future()
                 try:
-                    task, problems = cluster.pack(where, assignment, student, gradebook, wall_seconds, memory_gib,
+                    task, problems = cluster.pack(where, assignment, student, gradebook, wall_seconds, memory,
                                                   sandboxed, remote.stop_event, versions, datasets)
                 except OSError as error:  # this student's files could not be read: their line, not the batch's
                     task, problems = None, [f"not graded: its files could not be read ({error})"]

@@ -69,7 +69,9 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--only-new", action="store_true",
                        help="grade only submissions with no autograded notebook yet in autograded/<student>/<assignment>/")
     grade.add_argument("--wall-seconds", type=float, default=1800, help="time limit for one submission (default %(default)s)")
-    grade.add_argument("--memory-gib", type=float, default=6, help="memory limit for one submission's kernel (default %(default)s)")
+    grade.add_argument("--memory-gib", type=float, default=6,
+                       help="memory limit for one submission's kernel (default %(default)s; "
+                            "nbgrader_config.py's CourseGrade.memory_gib_by_assignment may set less for an assignment)")
     grade.add_argument("--zip-collect", action="store_true",
                        help="first collect the LMS download in downloaded/<assignment>/archive/ (files and zips named "
                             "<student>_<file>) into submitted/")

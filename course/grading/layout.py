@@ -5,7 +5,10 @@ nbgrader's ``CourseDirectory`` settings move the course root
 ``release_directory``, ``submitted_directory``, ``autograded_directory``,
 ``feedback_directory``) and move the gradebook (``db_url``). ``course grade``
 (course/grading/batch.py) reads and writes where nbgrader itself, and so the Formgrader,
-would: :func:`read` gives those places as a :class:`Layout`.
+would: :func:`read` gives those places as a :class:`Layout`, with the one setting of
+``course grade``'s own that the file may hold: ``CourseGrade.memory_gib_by_assignment``,
+a lower memory limit for some assignments' kernels (as ``CrashTolerantExecute.timeout_by_assignment``
+shortens their cells' time limit).
 
 What ``course grade`` cannot follow stops it before any grade changes
 (:class:`LayoutError`): a gradebook that is not an SQLite file (each grading
@@ -43,6 +46,12 @@ class Layout:
     autograded: str = "autograded"
     feedback: str = "feedback"
     gradebook: Path | None = None
+    memory_gib_by_assignment: tuple[tuple[str, float], ...] = ()
+
+    def memory_gib(self, assignment: str, limit: float) -> float:
+        """The memory limit (GiB) of ``assignment``'s kernels: ``limit`` (``course grade --memory-gib``), or the
+        configuration's lower one for that assignment."""
+        return min([limit, *(gib for name, gib in self.memory_gib_by_assignment if name == assignment)])
 
     @property
     def gradebook_file(self) -> Path:
@@ -72,13 +81,14 @@ class Layout:
         return [f"--CourseDirectory.root={workspace}", f"--CourseDirectory.db_url={SQLITE}{workspace / GRADEBOOK}"]
 
 
-def _settings(config_folder: Path):
+def _config(config_folder: Path):
+    from traitlets.config import Config
     from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
 
     try:
-        return PyFileConfigLoader("nbgrader_config.py", path=str(config_folder)).load_config().CourseDirectory
+        return PyFileConfigLoader("nbgrader_config.py", path=str(config_folder)).load_config()
     except ConfigFileNotFound:
-        return {}
+        return Config()
     except Exception as error:  # the instructor's own file: its error, said plainly
         raise LayoutError(f"nbgrader_config.py cannot be read ({type(error).__name__}: {error})") from None
 
@@ -87,7 +97,8 @@ def read(config_folder: Path) -> Layout:
     """The layout ``config_folder/nbgrader_config.py`` gives (nbgrader's defaults without one);
     :class:`LayoutError` naming every setting ``course grade`` cannot follow."""
     config_folder = config_folder.resolve()
-    settings = _settings(config_folder)
+    config = _config(config_folder)
+    settings = config.CourseDirectory
     wrong: list[str] = []
     root = config_folder
     if settings.get("root"):
@@ -115,6 +126,14 @@ def read(config_folder: Path) -> Layout:
     if structure != DIRECTORY_STRUCTURE:
         wrong.append(f"CourseDirectory.directory_structure = {structure!r} (course grade needs nbgrader's "
                      f"{DIRECTORY_STRUCTURE!r})")
+    memory = config.CourseGrade.get("memory_gib_by_assignment", {})
+    if not (isinstance(memory, dict) and all(
+            isinstance(name, str) and isinstance(gib, (int, float)) and not isinstance(gib, bool) and gib > 0
+            for name, gib in memory.items())):
+        wrong.append(f"CourseGrade.memory_gib_by_assignment = {memory!r} (course grade needs a dict of assignment "
+                     "names to numbers of GiB above 0)")
+        memory = {}
     if wrong:
         raise LayoutError("nbgrader_config.py sets what course grade cannot follow: " + "; ".join(wrong))
-    return Layout(config_folder, root, gradebook=gradebook, **folders)
+    return Layout(config_folder, root, gradebook=gradebook, **folders,
+                  memory_gib_by_assignment=tuple((name, float(gib)) for name, gib in sorted(memory.items())))
