@@ -192,10 +192,12 @@ def test_the_judge_imports_only_what_the_test_cells_use():
     assert judge.notebook_imports([setup], tests=[*tests, "%%time\nnot python("]) == judge.notebook_imports([setup])
 
 
-def test_keras_is_imported_first_when_the_tests_read_models():
-    assert judge.checks_models(["import numpy as np", "import keras as _keras"])
-    assert judge.checks_models(["from tensorflow import keras"]) and judge.checks_models(["import tensorflow.math as m"])
-    assert not judge.checks_models(["import numpy as np", "from course import data", "from . import keras", "import kerasx"])
+def test_keras_is_imported_first_when_the_instructors_imports_name_keras_or_tensorflow():
+    assert judge.imports_model_libraries(["import numpy as np", "import keras as _keras"])
+    assert judge.imports_model_libraries(["from tensorflow import keras"])
+    assert judge.imports_model_libraries(["import tensorflow.math as m"])
+    assert not judge.imports_model_libraries(
+        ["import numpy as np", "from course import data", "from . import keras", "import kerasx"])
 
 
 def test_the_judge_imports_keras_without_scikit_learn_scipy_or_matplotlib_which_stay_importable():

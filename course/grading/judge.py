@@ -425,7 +425,7 @@ class Judge:
 
         Keras comes first, without its optional extras (:func:`import_keras_lean`), when the statements import it or
         TensorFlow or model files were submitted: the tests will read models."""
-        if self._has_submitted or checks_models(imports):
+        if self._has_submitted or imports_model_libraries(imports):
             import_keras_lean()
         failed = []
         for statement in imports:
@@ -517,7 +517,7 @@ KERAS_EXTRAS = ("sklearn", "scipy", "matplotlib")
 MODEL_LIBRARIES = frozenset({"keras", "tensorflow"})
 
 
-def checks_models(imports: list[str]) -> bool:
+def imports_model_libraries(imports: list[str]) -> bool:
     """Whether any of the import statements imports Keras or TensorFlow."""
     for statement in imports:
         tree = _parsed(statement)
