@@ -69,6 +69,39 @@ def test_a_keras_model_crosses_as_a_file_with_architecture_and_weights(tmp_path)
     assert isinstance(got.optimizer, keras.optimizers.Adam)
 
 
+def test_a_history_crosses_as_its_data_with_the_model_it_trained(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x, y = rng.random((10, 4), dtype=np.float32), np.eye(3, dtype=np.float32)[rng.integers(0, 3, 10)]
+    history = model.fit(x, y, epochs=2, batch_size=4, validation_data=(x[:5], y[:5]), verbose=0)
+    got = _round_trip(tmp_path, history)
+    assert type(got) is keras.callbacks.History and got is not history
+    assert got.params == {"verbose": 0, "epochs": 2, "steps": 3} and got.epoch == [0, 1]
+    assert got.history == history.history and sorted(got.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert isinstance(got.model, keras.Sequential) and got.model is not model
+    assert all(np.array_equal(a, b) for a, b in zip(got.model.get_weights(), model.get_weights()))
+    assert int(got.model.optimizer.iterations) == 6  # the steps it took: 2 epochs of 3 batches
+    empty = _round_trip(tmp_path / "empty", keras.callbacks.History())
+    assert (empty.params, empty.history, empty.epoch, empty.model) == ({}, {}, [], None)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"params": {"t": "list", "items": []}}, "malformed History"),
+    ({"epoch": {"t": "int", "v": "3"}}, "malformed History"),
+    ({"model": {"t": "int", "v": "3"}}, "not a Keras model"),
+])
+def test_a_malformed_history_is_refused(tmp_path, change, message):
+    folder = wire.Folder(tmp_path / "request", create=True)
+    try:
+        desc = {"t": "history", "params": {"t": "dict", "items": []}, "history": {"t": "dict", "items": []},
+                "epoch": {"t": "list", "items": []}, "model": {"t": "none"}, **change}
+        with pytest.raises(wire.NotData, match=message):
+            wire.Decoder(folder).decode(desc)
+    finally:
+        folder.close()
+
+
 def test_a_learning_rate_schedule_crosses_by_its_configuration(tmp_path):
     schedule = keras.optimizers.schedules.ExponentialDecay(1.0, decay_steps=10, decay_rate=0.5, staircase=True)
     got = _round_trip(tmp_path, schedule)

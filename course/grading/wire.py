@@ -11,6 +11,10 @@ kernel through this module, as *data only*:
   configuration has been checked to name only Keras' own classes);
 - Keras objects with a configuration (learning-rate schedules, optimizers,
   losses, layers), checked the same way;
+- what ``model.fit`` returns (a ``keras.callbacks.History``), as its data: its
+  ``params``, ``history`` and ``epoch``, and the model it trained (a model file,
+  with the optimizer's state: how many steps it took); rebuilt on the other side
+  as a new ``History`` holding them;
 - functions, as a reference: calling one on the judge's side asks the kernel to
   run it on the judge's arguments and send the result back as data.
 
@@ -213,6 +217,8 @@ class Encoder:
         if module == "keras":
             import keras
 
+            if type(value) is keras.callbacks.History:
+                return self._history(value)
             if isinstance(value, keras.Model):
                 import tempfile
 
@@ -230,6 +236,14 @@ class Encoder:
         if callable(value) and not isinstance(value, type) and self.remember is not None:
             return {"t": "function", "ref": self.remember(value), "name": getattr(value, "__name__", "function")}
         raise NotData(f"a {_qualified_name(value)}")
+
+
+    def _history(self, value: Any) -> dict[str, Any]:
+        """A ``History`` as its data; the model it trained crosses as a model does (``None`` when it has none)."""
+        model = getattr(value, "_model", None)
+        return {"t": "history", "params": self.encode(dict(value.params or {}), 1),
+                "history": self.encode(dict(value.history), 1), "epoch": self.encode(list(getattr(value, "epoch", [])), 1),
+                "model": self.encode(model, 1)}
 
 
 def _json_default(value: Any) -> Any:
@@ -301,6 +315,8 @@ class Decoder:
             except Exception as error:
                 raise NotData(f"a Keras object that cannot be rebuilt from its configuration ({error})") from None
             return value if self.on_model is None else self.on_model(value, desc.get("ref"))
+        if kind == "history":
+            return self._history(desc, depth)
         if kind == "ref" and self.resolve is not None:
             return self.resolve(_typed(desc["ref"], str))
         if kind == "function" and self.function is not None:
@@ -308,6 +324,21 @@ class Decoder:
         if kind == "module":
             raise NotData(f"the module {desc.get('name')!r}")
         raise NotData(f"a value of kind {kind!r}")
+
+    def _history(self, desc: dict[str, Any], depth: int) -> Any:
+        """A new ``keras.callbacks.History`` holding the decoded data; its model is a model or ``None``."""
+        import keras
+
+        params, history, epoch, model = (self.decode(desc.get(key), depth + 1) for key in ("params", "history", "epoch", "model"))
+        if not (isinstance(params, dict) and isinstance(history, dict) and isinstance(epoch, list)):
+            raise NotData("a malformed History")
+        if model is not None and not isinstance(model, keras.Model):
+            raise NotData("a History whose model is not a Keras model")
+        rebuilt = keras.callbacks.History()
+        rebuilt.params, rebuilt.history, rebuilt.epoch = params, history, epoch
+        if model is not None:
+            rebuilt.set_model(model)
+        return rebuilt
 
     def _model(self, data: bytes) -> Any:
         import tempfile
