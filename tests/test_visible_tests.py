@@ -121,8 +121,30 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("categorical cross-entropy", "WRONG_COMPILE(loss='sparse_categorical_crossentropy')", "mlp_compile_test"),
             ("accuracy", "WRONG_COMPILE(metrics='[]')", "mlp_compile_test"),
         ],
+        "mlp_train": [
+            ("`epochs` epochs", "WRONG_TRAIN(epochs='1')", "mlp_train_epochs_test"),
+            ("mini-batches of `batch_size`", "WRONG_TRAIN(batch_size=None)", "mlp_train_epochs_test"),
+            ("each argument in its place", "WRONG_TRAIN(call='x_fit, y_fit, epochs, batch_size')", "mlp_train_epochs_test"),
+            ("on x_fit, y_fit", "WRONG_TRAIN(call='x_val, y_val')", "mlp_train_epochs_test"),
+            ("trained once", "def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
+             "    model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, verbose=0)\n"
+             "    return model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, validation_data=(x_val, y_val), verbose=0)",
+             "mlp_train_epochs_test"),
+            ("validation after every epoch", "WRONG_TRAIN(validation=None)", "mlp_train_validation_test"),
+            ("on x_val, y_val", "WRONG_TRAIN(validation='(x_fit, y_fit)')", "mlp_train_validation_test"),
+        ],
     },
     "03_mnist_cnn": {
+        "cnn_convolve": [
+            ("no padding", "WRONG_CONVOLVE(padding=1)", "cnn_convolve_test"),
+            ("every position", "WRONG_CONVOLVE(rows='image.shape[0] - size')", "cnn_convolve_test"),
+            ("rows and columns in their places", "WRONG_CONVOLVE(rows='image.shape[1] - size + 1', cols='image.shape[0] - size + 1', "
+             "patch='image[col:col + size, row:row + size]', at='response[row, col]')", "cnn_convolve_test"),
+            ("the kernel not flipped", "WRONG_CONVOLVE(kernel='kernel[::-1, ::-1]')", "cnn_convolve_test"),
+            ("float32", "WRONG_CONVOLVE(dtype='np.float64')", "cnn_convolve_test"),
+            ("the sum of products", "WRONG_CONVOLVE(combine='.mean()')", "cnn_convolve_test"),
+            ("the image untouched", "WRONG_CONVOLVE(prepare='image -= image.mean()')", "cnn_convolve_test"),
+        ],
         "cnn_preprocess": [
             ("a channel axis", "WRONG_03(x='images.astype(np.float32) / 255.0')", "cnn_preprocess_x_test"),
             ("float32", "WRONG_03(x='images[..., np.newaxis] / 255.0')", "cnn_preprocess_x_test"),
@@ -186,6 +208,20 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "fashion_compile_test"),
             ("accuracy", "WRONG_COMPILE(loss='sparse_categorical_crossentropy', start=2e-3, metrics='[]')", "fashion_compile_test"),
         ],
+        "fashion_generalization_gap": [
+            ("a NumPy array", "def generalization_gap(history):\n"
+             "    return [a - v for a, v in zip(history.history['accuracy'], history.history['val_accuracy'])]",
+             "fashion_generalization_gap_shape_test"),
+            ("one value per epoch", "def generalization_gap(history):\n"
+             "    return np.array([history.history['accuracy']]) - np.array([history.history['val_accuracy']])",
+             "fashion_generalization_gap_shape_test"),
+            ("training minus validation", "def generalization_gap(history):\n"
+             "    return np.array(history.history['val_accuracy']) - np.array(history.history['accuracy'])",
+             "fashion_generalization_gap_values_test"),
+            ("the accuracies, not the losses", "def generalization_gap(history):\n"
+             "    return np.array(history.history['loss']) - np.array(history.history['val_loss'])",
+             "fashion_generalization_gap_values_test"),
+        ],
         "fashion_per_class_accuracy": [
             ("one value per class, absent ones too", "def per_class_accuracy(y_true, y_pred):\n"
              "    return np.array([np.mean(y_pred[y_true == c] == c) for c in np.unique(y_true)])",
@@ -197,6 +233,14 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         ],
     },
     "05_cifar_cnn": {
+        "cifar_cross_entropy": [
+            ("the true class's probability", "WRONG_CROSS_ENTROPY(picked='probabilities.max(axis=1)')",
+             "cifar_cross_entropy_values_test"),
+            ("the natural logarithm", "WRONG_CROSS_ENTROPY(log='np.log10')", "cifar_cross_entropy_values_test"),
+            ("negated", "WRONG_CROSS_ENTROPY(sign='')", "cifar_cross_entropy_values_test"),
+            ("one value per example", "WRONG_CROSS_ENTROPY(reduce='.mean()')", "cifar_cross_entropy_values_test"),
+            ("labels of shape (N, 1)", "WRONG_CROSS_ENTROPY(flatten=False)", "cifar_cross_entropy_column_test"),
+        ],
         "cifar_preprocess": [
             ("the shape kept", "WRONG_05_PREPROCESS(x='images.reshape(len(images), -1).astype(np.float32) / 255.0')",
              "cifar_preprocess_test"),
@@ -313,6 +357,16 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("batch_norm=False leaves out BatchNormalization", "WRONG_IGNORES_FLAG", "bn_without_test"),
             ("batch_norm=False keeps the rest", "WRONG_DROPS_DROPOUT_TOO", "bn_without_test"),
         ],
+        "bn_epochs_to_reach": [
+            ("counted from 1", "WRONG_REACH(start=0)", "bn_epochs_to_reach_epoch_test"),
+            ("the first epoch", "def epochs_to_reach(history, target):\n    accuracy = history.history['val_accuracy']\n"
+             "    return int(np.argmax(accuracy)) + 1 if max(accuracy) >= target else None", "bn_epochs_to_reach_epoch_test"),
+            ("at least the target", "WRONG_REACH(compare='>')", "bn_epochs_to_reach_epoch_test"),
+            ("validation accuracy", "WRONG_REACH(series='accuracy')", "bn_epochs_to_reach_epoch_test"),
+            ("an int", "WRONG_REACH(wrap='float')", "bn_epochs_to_reach_epoch_test"),
+            ("None when never reached", "WRONG_REACH(never='len(history.history[\"val_accuracy\"]) + 1')",
+             "bn_epochs_to_reach_never_test"),
+        ],
     },
 }
 
@@ -399,6 +453,15 @@ def WRONG_COMPILE(optimizer="Adam", rate=None, start=1e-3, loss="categorical_cro
             f"loss={loss!r}, metrics={metrics})\n    return model")
 
 
+def WRONG_TRAIN(call="x_fit, y_fit", epochs="epochs", batch_size="batch_size", validation="(x_val, y_val)") -> str:
+    arguments = [call] + [f"{name}={value}" for name, value in
+                          (("epochs", epochs), ("batch_size", batch_size), ("validation_data", validation)) if value is not None]
+    if call.endswith("batch_size"):  # epochs and batch size passed by position, where fit expects batch_size first
+        arguments = [call, f"validation_data={validation}"]
+    return (f"def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
+            f"    return model.fit({', '.join(arguments)}, verbose=0)")
+
+
 def WRONG_05_PREPROCESS(x="images.astype(np.float32) / 255.0", y="labels.reshape(-1).astype(np.int64)") -> str:
     return f"def preprocess(images, labels):\n    return {x}, {y}"
 
@@ -461,6 +524,34 @@ def WRONG_BEST(key="results[s]['val_accuracy'][-1]", pick="max", wrap="") -> str
 
 def WRONG_EPOCH(series="val_loss", pick="argmin", first=1, wrap="int") -> str:
     return f"def lowest_loss_epoch(history):\n    return {wrap}(np.{pick}(history[{series!r}]) + {first})"
+
+
+def WRONG_REACH(start=1, compare=">=", series="val_accuracy", wrap="int", never="None") -> str:
+    return (f"def epochs_to_reach(history, target):\n"
+            f"    for epoch, accuracy in enumerate(history.history[{series!r}], start={start}):\n"
+            f"        if accuracy {compare} target:\n            return {wrap}(epoch)\n    return {never}")
+
+
+def WRONG_CONVOLVE(padding=0, rows="image.shape[0] - size + 1", cols="image.shape[1] - size + 1",
+                   patch="image[row:row + size, col:col + size]", at="response[row, col]", kernel="kernel",
+                   dtype="np.float32", combine=".sum()", prepare="pass") -> str:
+    return ("def convolve(image, kernel):\n"
+            f"    {prepare}\n"
+            f"    image = np.pad(image, {padding})\n"
+            "    size = kernel.shape[0]\n"
+            f"    kernel = {kernel}\n"
+            f"    rows, cols = {rows}, {cols}\n"
+            f"    response = np.zeros((rows, cols), dtype={dtype})\n"
+            "    for row in range(rows):\n        for col in range(cols):\n"
+            f"            {at} = ({patch} * kernel){combine}\n"
+            "    return response")
+
+
+def WRONG_CROSS_ENTROPY(picked="probabilities[np.arange(len(labels)), labels]", log="np.log", sign="-", reduce="",
+                        flatten=True) -> str:
+    return ("def cross_entropy(probabilities, labels):\n    probabilities = np.asarray(probabilities)\n"
+            f"    labels = np.asarray(labels){'.reshape(-1)' if flatten else ''}\n"
+            f"    return ({sign}{log}({picked})){reduce}")
 
 
 def _source(wrong: str) -> str:
