@@ -134,6 +134,34 @@ def test_a_function_that_changes_its_argument_in_place_changes_the_judges_array(
     assert outputs[-1]["evalue"] == "scale modified its input"
 
 
+def test_a_model_the_students_function_trains_in_place_is_trained_in_the_judge_too(kernel):
+    """02's train(model, ...): the judge's model crosses as a copy, which fit trains in the kernel; its weights come
+    back, and the History that fit returned arrives with the trained model and its optimizer's step count."""
+    import keras
+
+    names, the_judge, _ = kernel
+    the_judge.setup(["import keras"])
+
+    def train(model, x, y, epochs):
+        return model.fit(x, y, epochs=epochs, batch_size=2, verbose=0)
+
+    def train_a_copy(model, x, y, epochs):
+        other = keras.models.clone_model(model)
+        other.compile(optimizer="sgd", loss="mse")
+        return other.fit(x, y, epochs=epochs, batch_size=2, verbose=0)
+
+    names.update(train=train, train_a_copy=train_a_copy)
+    cell = """_m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, kernel_initializer="zeros")])
+_m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+_h = {function}(_m, np.ones((4, 2), np.float32), np.ones((4, 1), np.float32), 3)
+assert isinstance(_h, keras.callbacks.History) and _h.params["steps"] == 2 and len(_h.history["loss"]) == 3, "the History"
+assert int(_h.model.optimizer.iterations) == 6, "the trained model's optimizer"
+assert np.abs(_m.get_weights()[0]).sum() > 0, "the model passed in is untrained"
+"""
+    assert the_judge.run_cell(cell.format(function="train")) == []
+    assert the_judge.run_cell(cell.format(function="train_a_copy"))[-1]["evalue"] == "the model passed in is untrained"
+
+
 def test_values_that_cannot_cross_fail_the_test_with_a_clear_message(kernel):
     names, the_judge, _ = kernel
 

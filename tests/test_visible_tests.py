@@ -125,10 +125,11 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("`epochs` epochs", "WRONG_TRAIN(epochs='1')", "mlp_train_epochs_test"),
             ("mini-batches of `batch_size`", "WRONG_TRAIN(batch_size=None)", "mlp_train_epochs_test"),
             ("each argument in its place", "WRONG_TRAIN(call='x_fit, y_fit, epochs, batch_size')", "mlp_train_epochs_test"),
-            ("on x_fit, y_fit", "WRONG_TRAIN(call='x_val, y_val')", "mlp_train_epochs_test"),
-            ("trained once", "def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
-             "    model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, verbose=0)\n"
-             "    return model.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, validation_data=(x_val, y_val), verbose=0)",
+            ("all of x_fit, y_fit", "WRONG_TRAIN(call='x_fit[:len(x_fit) // 2], y_fit[:len(y_fit) // 2]')", "mlp_train_epochs_test"),
+            ("the model passed in", "def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
+             "    other = keras.models.clone_model(model)\n"
+             "    other.compile(optimizer=type(model.optimizer).from_config(model.optimizer.get_config()), loss=model.loss)\n"
+             "    return other.fit(x_fit, y_fit, epochs=epochs, batch_size=batch_size, validation_data=(x_val, y_val), verbose=0)",
              "mlp_train_epochs_test"),
             ("validation after every epoch", "WRONG_TRAIN(validation=None)", "mlp_train_validation_test"),
             ("on x_val, y_val", "WRONG_TRAIN(validation='(x_fit, y_fit)')", "mlp_train_validation_test"),

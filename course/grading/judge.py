@@ -18,7 +18,8 @@ error) are the only ones nbgrader grades.
   ``call FUNCTION ARGS`` requests.
 - An array passed to a student's function and changed there in place is changed
   here too, so "did not modify its input" checks keep working (and a test compares
-  a result with a copy of its input taken before the call).
+  a result with a copy of its input taken before the call). So are the weights of a
+  Keras model passed to one (``train(model, ...)`` trains the model it is given).
 - The model files submitted with the notebook arrive from the grader, read before
   the kernel started, into a folder the kernel cannot reach
   (:data:`course.grading.checks.SUBMITTED_FILES`): deleting or rewriting them from
@@ -409,15 +410,23 @@ class Judge:
                                  "the same way: a build function must build the same network every time")
 
     def _write_back(self, args: tuple[Any, ...], index: str, decoder: wire.Decoder, desc: Any) -> None:
-        """Mirror an in-place change the student's function made to an array argument."""
+        """Mirror an in-place change the student's function made to an argument: an array's values, a Keras
+        model's weights (a ``train(model, ...)`` trains the model it is given), when the shapes still match."""
         import numpy as np
 
         original = args[int(index)] if index.isdigit() and int(index) < len(args) else None
-        if not isinstance(original, np.ndarray) or desc is None:
+        keras = sys.modules.get("keras")
+        is_model = keras is not None and isinstance(original, keras.Model)
+        if not (isinstance(original, np.ndarray) or is_model) or desc is None:
             return
         changed = decoder.decode(desc)
-        if isinstance(changed, np.ndarray) and changed.shape == original.shape and original.flags.writeable:
-            original[...] = changed.astype(original.dtype, copy=False)
+        if isinstance(changed, np.ndarray) and isinstance(original, np.ndarray):
+            if changed.shape == original.shape and original.flags.writeable:
+                original[...] = changed.astype(original.dtype, copy=False)
+        elif is_model and isinstance(changed, keras.Model):
+            weights, wanted = changed.get_weights(), original.get_weights()
+            if len(weights) == len(wanted) and all(w.shape == v.shape for w, v in zip(weights, wanted)):
+                original.set_weights(weights)
 
     # -- running cells
     def setup(self, imports: list[str]) -> list[str]:

@@ -401,6 +401,8 @@ def handle(path: str) -> None:
 
     ``get NAME``: the value of a name of the notebook; ``has NAME``: whether it is
     defined; ``call REF ARGS KWARGS``: call a function the judge received earlier.
+    An array or Keras model argument the call changed in place (values, weights) is
+    sent back with the answer, for the judge to mirror.
     The answer goes to ``response.json`` beside the request."""
     folder = Folder(path)
     try:
@@ -427,12 +429,14 @@ def _answer(folder: Folder) -> dict[str, Any]:
         args = [decoder.decode(a) for a in request["args"]]
         kwargs = {k: decoder.decode(v) for k, v in request["kwargs"].items()}
         before = {i: a.copy() for i, a in enumerate(args) if _is_array(a)}
+        weights_before = {i: _weights(a) for i, a in enumerate(args) if _is_model(a)}
         try:
             result = function(*args, **kwargs)
         except Exception as error:
             return {"ok": False, "raised": {"type": type(error).__name__, "message": str(error)[:2000]}}
         answer = _encoded(encoder, result)
         changed = {i: a for i, a in enumerate(args) if i in before and not _same_array(before[i], a)}
+        changed.update({i: a for i, a in enumerate(args) if i in weights_before and not _same_weights(weights_before[i], a)})
         if changed:
             answer["changed_args"] = {str(i): _encoded(encoder, a).get("value") for i, a in changed.items()}
         return answer
@@ -452,6 +456,25 @@ def _is_array(value: Any) -> bool:
     import numpy as np
 
     return isinstance(value, np.ndarray)
+
+
+def _is_model(value: Any) -> bool:
+    import sys
+
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(value, keras.Model)
+
+
+def _weights(model: Any) -> list[Any]:
+    import numpy as np
+
+    return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def _same_weights(before: list[Any], model: Any) -> bool:
+    """Whether ``model`` still holds the weights ``before`` (a model argument trained in place is sent back)."""
+    after = model.get_weights()
+    return len(before) == len(after) and all(_same_array(a, b) for a, b in zip(before, after))
 
 
 def _same_array(a: Any, b: Any) -> bool:
