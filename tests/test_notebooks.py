@@ -133,6 +133,8 @@ def _names(tree):
             assigned |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
         elif isinstance(node, ast.arg):
             assigned.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):  # a helper the cell defines itself
+            assigned.add(node.name)
     return assigned, read
 
 
