@@ -237,7 +237,6 @@ class Encoder:
             return {"t": "function", "ref": self.remember(value), "name": getattr(value, "__name__", "function")}
         raise NotData(f"a {_qualified_name(value)}")
 
-
     def _history(self, value: Any) -> dict[str, Any]:
         """A ``History`` as its data; the model it trained crosses as a model does (``None`` when it has none)."""
         model = getattr(value, "_model", None)
