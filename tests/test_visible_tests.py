@@ -124,7 +124,7 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         "mlp_train": [
             ("`epochs` epochs", "WRONG_TRAIN(epochs='1')", "mlp_train_epochs_test"),
             ("mini-batches of `batch_size`", "WRONG_TRAIN(batch_size=None)", "mlp_train_epochs_test"),
-            ("each argument in its place", "WRONG_TRAIN(call='x_fit, y_fit, epochs, batch_size')", "mlp_train_epochs_test"),
+            ("each argument in its place", "WRONG_TRAIN(call='x_fit, y_fit, epochs, batch_size', epochs=None, batch_size=None)", "mlp_train_epochs_test"),
             ("all of x_fit, y_fit", "WRONG_TRAIN(call='x_fit[:len(x_fit) // 2], y_fit[:len(y_fit) // 2]')", "mlp_train_epochs_test"),
             ("the model passed in", "def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
              "    other = keras.models.clone_model(model)\n"
@@ -457,8 +457,6 @@ def WRONG_COMPILE(optimizer="Adam", rate=None, start=1e-3, loss="categorical_cro
 def WRONG_TRAIN(call="x_fit, y_fit", epochs="epochs", batch_size="batch_size", validation="(x_val, y_val)") -> str:
     arguments = [call] + [f"{name}={value}" for name, value in
                           (("epochs", epochs), ("batch_size", batch_size), ("validation_data", validation)) if value is not None]
-    if call.endswith("batch_size"):  # epochs and batch size passed by position, where fit expects batch_size first
-        arguments = [call, f"validation_data={validation}"]
     return (f"def train(model, x_fit, y_fit, x_val, y_val, epochs, batch_size):\n"
             f"    return model.fit({', '.join(arguments)}, verbose=0)")
 
