@@ -80,14 +80,33 @@ def test_a_submission_past_its_wall_clock_limit_is_stopped_and_scored_zero(loopi
     assert (root / "logs" / ASSIGNMENT / "infinite_loop.log").is_file()
 
 
-def test_regrading_replaces_the_earlier_grades(looping, capsys):
+def test_regrading_replaces_the_earlier_automatic_grades_and_keeps_the_instructors_own(looping, capsys):
+    from nbgrader.api import Gradebook
+
     root, _ = looping
+    database = f"sqlite:///{root / 'gradebook.db'}"
+    with Gradebook(database) as gradebook:  # what an instructor did in the Formgrader after the first run
+        gradebook.find_grade("images_reshape_test", ASSIGNMENT, ASSIGNMENT, "correct").manual_score = 1.5
+        gradebook.find_grade("images_split_channels_test", ASSIGNMENT, ASSIGNMENT, "correct").extra_credit = 0.5
+        gradebook.find_comment("images_reshape", ASSIGNMENT, ASSIGNMENT, "correct").manual_comment = "see me"
+        gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "correct").flagged = True
+        gradebook.db.commit()
     shutil.rmtree(root / "submitted" / "infinite_loop")
     shutil.rmtree(root / "submitted" / "correct")
     shutil.copytree(ROOT / "release" / ASSIGNMENT, root / "submitted" / "correct" / ASSIGNMENT)  # now unsolved
     outcomes = batch.grade(root, [ASSIGNMENT], jobs=1)
-    assert [(o.student, o.score) for o in outcomes] == [("correct", 0)]
-    assert _grades(root)["correct"] == 0
+    # Every automatic grade is now 0; the instructor's 1.5 and 0.5 stay, as nbgrader's autograde keeps them.
+    assert [(o.student, o.score) for o in outcomes] == [("correct", 2)]
+    assert _grades(root)["correct"] == 2
+    with Gradebook(database) as gradebook:
+        reshape = gradebook.find_grade("images_reshape_test", ASSIGNMENT, ASSIGNMENT, "correct")
+        assert (reshape.auto_score, reshape.manual_score, reshape.needs_manual_grade) == (0, 1.5, True)
+        channels = gradebook.find_grade("images_split_channels_test", ASSIGNMENT, ASSIGNMENT, "correct")
+        assert (channels.auto_score, channels.manual_score, channels.extra_credit) == (0, None, 0.5)
+        assert gradebook.find_comment("images_reshape", ASSIGNMENT, ASSIGNMENT, "correct").manual_comment == "see me"
+        assert gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "correct").flagged
+        other = gradebook.find_grade("images_open_as_array_test", ASSIGNMENT, ASSIGNMENT, "correct")
+        assert (other.auto_score, other.manual_score, other.needs_manual_grade) == (0, None, False)
     out = capsys.readouterr().out
     # The first run's time for 01_images (logs/grading-times.json) gives an ETA from the start.
     assert re.search(r"Grading 1 submissions of 01_images with 1 worker\(s\)\.\.\. ETA [1-9]\d* s\n", out), out
@@ -768,3 +787,46 @@ def test_the_assignments_notebooks_are_read_from_the_gradebook_without_changing_
     assert batch.assignment_notebooks(f"sqlite:///{empty}", "A") == [] and empty.read_bytes() == b""
     assert batch.assignment_notebooks(f"sqlite:///{tmp_path / 'missing.db'}", "A") == []
     assert not (tmp_path / "missing.db").exists()
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's add_submission, as merge() says
+def test_a_merge_keeps_the_instructors_marks_given_after_the_run_began_and_when_nothing_was_graded(tmp_path, monkeypatch):
+    """Each workspace grades against a snapshot of the gradebook taken when the run began: a manual grade, comment
+    or flag given in the Formgrader since then, or on a submission that could not be graded this time, stays."""
+    import sqlite3
+
+    from nbgrader.api import Gradebook
+
+    monkeypatch.setenv("PATH", pipeline.nbgrader_env()["PATH"])  # the gradebook runs `alembic`
+    course, workspace = tmp_path / "gradebook.db", tmp_path / "workspace"
+    with Gradebook(f"sqlite:///{course}") as gradebook:
+        gradebook.add_assignment("A")
+        gradebook.add_notebook("A", "A")
+        gradebook.add_grade_cell("answer", "A", "A", max_score=1, cell_type="markdown")
+        gradebook.add_solution_cell("answer", "A", "A")
+        gradebook.add_grade_cell("test", "A", "A", max_score=2, cell_type="code")
+        gradebook.add_student("alice")
+        gradebook.add_submission("A", "alice")
+    workspace.mkdir()
+    shutil.copy(course, workspace / "gradebook.db")  # the run's snapshot, then autograded in the workspace
+    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}") as graded:
+        graded.find_grade("test", "A", "A", "alice").auto_score = 2
+        graded.find_grade("answer", "A", "A", "alice").needs_manual_grade = True
+        graded.db.commit()
+    with Gradebook(f"sqlite:///{course}") as gradebook:  # meanwhile, in the Formgrader
+        gradebook.find_grade("answer", "A", "A", "alice").manual_score = 1
+        gradebook.find_comment("answer", "A", "A", "alice").manual_comment = "well argued"
+        gradebook.find_submission_notebook("A", "A", "alice").flagged = True
+        gradebook.db.commit()
+
+    def merged(outcome):
+        batch._merge_grades(f"sqlite:///{course}", workspace, outcome)
+        with Gradebook(f"sqlite:///{course}") as gradebook:
+            answer = gradebook.find_grade("answer", "A", "A", "alice")
+            return (gradebook.find_submission("A", "alice").score, answer.manual_score, answer.needs_manual_grade,
+                    gradebook.find_comment("answer", "A", "A", "alice").manual_comment,
+                    gradebook.find_submission_notebook("A", "A", "alice").flagged)
+
+    assert merged(batch.Outcome("A", "alice", 1.0)) == (3, 1, True, "well argued", True)
+    assert merged(batch.Outcome("A", "alice", 1.0, graded=False)) == (1, 1, True, "well argued", True)
+    assert sqlite3.connect(course).execute("select count(*) from submitted_assignment").fetchone() == (1,)

@@ -686,9 +686,10 @@ def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:
         with Gradebook(db_url) as target:
             target.update_or_create_student(outcome.student)
             try:
+                kept = _instructors_marks(target.find_submission(assignment, outcome.student))
                 target.remove_submission(assignment, outcome.student)
             except MissingEntry:
-                pass
+                kept = {}
             extra = {"timestamp": graded.timestamp} if graded is not None and graded.timestamp else {}
             submission = target.add_submission(assignment, outcome.student, **extra)
             if graded is not None and outcome.graded:
@@ -707,9 +708,43 @@ def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         grade.auto_score, grade.needs_manual_grade = 0.0, False
+            _restore_instructors_marks(target.find_submission(assignment, outcome.student), kept)
             target.db.commit()
             merged = target.find_submission(assignment, outcome.student)
             outcome.score, outcome.max_score = merged.score, merged.max_score
+
+
+def _instructors_marks(submission: Any) -> dict[tuple[str, str, str], Any]:
+    """What an instructor gave ``submission`` by hand in the Formgrader: each cell's manual score and extra credit,
+    each comment's manual text, each notebook's flag, keyed by (kind, notebook, cell)."""
+    marks: dict[tuple[str, str, str], Any] = {}
+    for notebook in submission.notebooks:
+        if notebook.flagged:
+            marks["flagged", notebook.name, ""] = True
+        for grade in notebook.grades:
+            if grade.manual_score is not None or grade.extra_credit:
+                marks["grade", notebook.name, grade.name] = (grade.manual_score, grade.extra_credit)
+        for comment in notebook.comments:
+            if comment.manual_comment:
+                marks["comment", notebook.name, comment.name] = comment.manual_comment
+    return marks
+
+
+def _restore_instructors_marks(submission: Any, marks: dict[tuple[str, str, str], Any]) -> None:
+    """Put :func:`_instructors_marks` back on the regraded ``submission``, as nbgrader's own autograde keeps them
+    (a manual grade takes precedence over the automatic one): a cell that kept a manual score is marked as
+    needing review, since the submission may have changed. A cell or notebook the assignment no longer has
+    keeps nothing."""
+    for notebook in submission.notebooks:
+        if marks.get(("flagged", notebook.name, "")):
+            notebook.flagged = True
+        for grade in notebook.grades:
+            if ("grade", notebook.name, grade.name) in marks:
+                grade.manual_score, grade.extra_credit = marks["grade", notebook.name, grade.name]
+                grade.needs_manual_grade = True
+        for comment in notebook.comments:
+            if ("comment", notebook.name, comment.name) in marks:
+                comment.manual_comment = marks["comment", notebook.name, comment.name]
 
 
 def _ensure_in_gradebook(root: Path, assignment: str, where: layout.Layout) -> None:
