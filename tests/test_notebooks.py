@@ -59,8 +59,9 @@ def test_graded_cells(path):
         if meta.get("solution") and cell.cell_type == "code":
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
             pending_solution = meta["grade_id"]
-        if meta.get("grade") and meta.get("solution"):  # an answer graded by hand (08's analysis)
+        if meta.get("grade") and meta.get("solution"):  # an answer graded by hand (04-07's readings, 08's analysis)
             assert cell.cell_type == "markdown" and meta["points"] > 0 and not meta["locked"], meta["grade_id"]
+            assert cell.source.startswith("*For graders: what a full answer contains"), f"{meta['grade_id']}: no rubric"
             continue
         if meta.get("grade"):
             assert meta["points"] > 0 and meta["locked"]
@@ -89,8 +90,8 @@ def test_a_deleted_test_cell_can_be_put_back(path):
 @pytest.mark.parametrize("path", RELEASE_NOTEBOOKS, ids=lambda p: p.parent.name)
 def test_release_has_no_solutions_or_hidden_tests(path):
     text = path.read_text()
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
-        assert marker not in text
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "For graders"):
+        assert marker not in text  # "For graders": the rubric of an answer graded by hand
     stubs = [c for c in _read(path).cells if _nbgrader(c).get("solution") and c.cell_type == "code"]
     assert stubs and all("raise NotImplementedError()" in c.source for c in stubs)
 

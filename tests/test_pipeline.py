@@ -270,6 +270,29 @@ def test_capstone_without_a_loadable_model_file_says_why_and_loses_only_the_mode
         assert not gradebook.find_submission(CAPSTONE, "empty").needs_manual_grade
 
 
+BY_HAND = {"04_fashion_cnn": "fashion_dropout_reading", "05_cifar_cnn": "cifar_parameters_reading",
+           "06_normalization_optimizers": "norm_sweep_reading", "07_batchnorm_functional": "bn_effect_reading",
+           CAPSTONE: "challenge_analysis"}
+
+
+def test_answers_graded_by_hand_wait_for_the_instructor_with_the_students_words(course):
+    from nbgrader.api import Gradebook
+
+    root, grades = course
+    written = {a for a in ASSIGNMENTS for c in nbformat.read(ROOT / "source" / a / f"{a}.ipynb", as_version=4).cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.metadata["nbgrader"].get("solution")}
+    assert written == set(BY_HAND)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        for assignment, grade_id in BY_HAND.items():
+            correct = gradebook.find_submission(assignment, "correct")
+            assert correct.needs_manual_grade, assignment
+            answer = gradebook.find_grade(grade_id, assignment, assignment, "correct")
+            assert answer.auto_score is None and answer.manual_score is None and answer.max_score > 0, assignment
+            assert not gradebook.find_submission(assignment, "empty").needs_manual_grade, assignment  # YOUR ANSWER HERE: 0
+            # Its score is the automatic points alone until the instructor grades the answer.
+            assert float(grades[(assignment, "correct")]["score"]) == correct.score
+
+
 def test_capstone_leaderboard_ranks_the_measured_models(course):
     root, _ = course
     ranked, unmeasured = leaderboard.entries(root, CAPSTONE)
