@@ -95,10 +95,9 @@ c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".keras"]
 # every file beside the notebook). CourseDirectory.ignore cannot be set for every
 # command: autograde would then also skip the student's file.
 MODEL_FILES = {
-    name: [f"{name}.keras"] for name in ("02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "06_normalization_optimizers",
-                                         "07_batchnorm_functional", "08_cifar_challenge")
+    name: [f"{name}.keras"] for name in ("02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "05b_cifar_wide",
+                                         "06_normalization_optimizers", "07_batchnorm_functional", "08_cifar_challenge")
 }
-MODEL_FILES["05_cifar_cnn"] = ["05_cifar_cnn_tutorial.keras", "05_cifar_cnn_wide.keras"]  # model A and model B
 c.Autograde.exclude_overwriting = MODEL_FILES
 if "generate_assignment" in sys.argv:
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.keras"]

@@ -45,48 +45,40 @@ from course import budget as budget_module  # noqa: E402
 import machine  # noqa: E402  (bench/machine.py)
 RESULTS_JSON = ROOT / "bench" / "results.json"
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
-TRAINING_NOTEBOOKS = ["02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "06_normalization_optimizers",
-                      "07_batchnorm_functional", "08_cifar_challenge"]
+TRAINING_NOTEBOOKS = ["02_mnist_mlp", "03_mnist_cnn", "04_fashion_cnn", "05_cifar_cnn", "05b_cifar_wide",
+                      "06_normalization_optimizers", "07_batchnorm_functional", "08_cifar_challenge"]
 # Under grading the capstone trains nothing (it loads the submitted model file), and
 # its tests use fixed accuracy tiers instead of a threshold from these runs.
 FULL_BUDGET_ONLY = {"08_cifar_challenge"}
-# What each notebook defines for the benchmark to read, per graded model:
-# (label, model, test accuracy, training seconds). Most train one.
-MODELS = {
-    "05_cifar_cnn": [("A", "model_a", "test_accuracy_a", "train_seconds_a"), ("B", "model", "test_accuracy", "train_seconds")],
-}
-ONE_MODEL = [("", "model", "test_accuracy", "train_seconds")]
 # Figures the course's seed notebooks reported, and what the field notes measured
 # for plain Adam on the same architectures (shared/FIELD-NOTES.md).
 SEED_FIGURES = {
     "02_mnist_mlp": "seed SGD 92.24%; plain Adam 97.97%",
     "03_mnist_cnn": "seed SGD 94.33% (val.); plain Adam 98.50%",
     "04_fashion_cnn": "seed 91.91% (val.); plain Adam 90.90%",
-    "05_cifar_cnn A": "seed 66.20% (val. on test); plain Adam 66.09%; + flip/shift 72.99%",
-    "05_cifar_cnn B": "seed 67.07% (val.); plain Adam 66.18%; + flip/shift 69.02%",
+    "05_cifar_cnn": "seed 66.20% (val. on test); plain Adam 66.09%; + flip/shift 72.99%",
+    "05b_cifar_wide": "seed 67.07% (val.); plain Adam 66.18%; + flip/shift 69.02%",
     "06_normalization_optimizers": "seed's VGG with dropout 0.5 and Adadelta; not re-run in the field notes",
     "07_batchnorm_functional": "seed's model has the wiring bug; not re-run in the field notes",
     "08_cifar_challenge": "goal: >= 88% within 30 min on 2 CPU cores; first reference (VGG-style, Adam) 84.6-85.0%",
 }
 
 
-def report_code(assignment: str) -> str:
-    """A cell that prints one ``BENCH {...}`` line per graded model of the notebook."""
-    lines = ["import json"]
-    for label, model, accuracy, seconds in MODELS.get(assignment, ONE_MODEL):
-        lines.append(f'print("BENCH " + json.dumps({{"label": {label!r}, "params": int({model}.count_params()), '
-                     f'"test_accuracy": float({accuracy}), "train_seconds": float({seconds}), '
-                     f'"epochs": int(BUDGET.epochs), "budget": BUDGET.name}}))')
-    return "\n".join(lines)
+def report_code() -> str:
+    """A cell that prints the ``BENCH {...}`` line of the notebook's graded model, from what every training
+    notebook defines: ``model``, ``test_accuracy``, ``train_seconds`` and ``BUDGET``."""
+    return ('import json\nprint("BENCH " + json.dumps({"params": int(model.count_params()), '
+            '"test_accuracy": float(test_accuracy), "train_seconds": float(train_seconds), '
+            '"epochs": int(BUDGET.epochs), "budget": BUDGET.name}))')
 
 
-def run_notebook(assignment: str, budget: str, seed: int, as_graded: bool = False) -> list[dict]:
-    """Execute one source notebook and return each graded model's reported figures plus wall time.
+def run_notebook(assignment: str, budget: str, seed: int, as_graded: bool = False) -> dict:
+    """Execute one source notebook and return its graded model's reported figures plus wall time.
 
     ``as_graded``: as nbgrader executes it, comparisons skipped (course.budget.compare)."""
     path = ROOT / "source" / assignment / f"{assignment}.ipynb"
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells.append(new_code_cell(report_code(assignment)))
+    notebook.cells.append(new_code_cell(report_code()))
     os.environ.update(COURSE_BUDGET=budget, COURSE_SEED=str(seed))
     if as_graded:
         os.environ[budget_module.NBGRADER_VARIABLE] = "autograde"
@@ -98,8 +90,8 @@ def run_notebook(assignment: str, budget: str, seed: int, as_graded: bool = Fals
     with tempfile.TemporaryDirectory(prefix=f"bench-{assignment}-") as folder:
         NotebookClient(notebook, timeout=3600, kernel_name="python3", resources={"metadata": {"path": folder}}).execute()
     wall = time.perf_counter() - start
-    lines = [l for o in notebook.cells[-1].outputs if o.get("name") == "stdout" for l in o["text"].splitlines() if l.startswith("BENCH ")]
-    return [{**json.loads(line[len("BENCH "):]), "wall_seconds": wall} for line in lines]
+    [line] = [l for o in notebook.cells[-1].outputs if o.get("name") == "stdout" for l in o["text"].splitlines() if l.startswith("BENCH ")]
+    return {**json.loads(line[len("BENCH "):]), "wall_seconds": wall}
 
 
 def threshold(lowest: float) -> float:
@@ -143,23 +135,19 @@ def main() -> int:
         for budget in args.budgets:
             if budget == "grading" and assignment in FULL_BUDGET_ONLY:
                 continue
-            runs = []  # per seed, one result per graded model
+            runs = []  # one per seed
             for seed in args.seeds:
                 runs.append(run_notebook(assignment, budget, seed, args.as_graded))
-                for result in runs[-1]:
-                    print(f"{assignment} {result['label']} {budget} seed {seed}: {result['test_accuracy']:.4f} "
-                          f"in {result['train_seconds']:.0f} s", file=sys.stderr)
-            for index, first in enumerate(runs[0]):
-                name = f"{assignment} {first['label']}".strip()
-                per_seed = [seed_runs[index] for seed_runs in runs]
-                results[f"{name}/{budget}"] = {
-                    "notebook": name, "budget": budget, "seeds": args.seeds,
-                    "params": first["params"], "epochs": first["epochs"],
-                    "test_accuracy": [round(r["test_accuracy"], 4) for r in per_seed],
-                    "train_seconds": [round(r["train_seconds"], 1) for r in per_seed],
-                    "wall_seconds": [round(r["wall_seconds"], 1) for r in per_seed],
-                    "cpus": os.cpu_count(), "machine": machine.describe(), "measured": time.strftime("%Y-%m-%d"), "as_graded": args.as_graded,
-                }
+                print(f"{assignment} {budget} seed {seed}: {runs[-1]['test_accuracy']:.4f} "
+                      f"in {runs[-1]['train_seconds']:.0f} s", file=sys.stderr)
+            results[f"{assignment}/{budget}"] = {
+                "notebook": assignment, "budget": budget, "seeds": args.seeds,
+                "params": runs[0]["params"], "epochs": runs[0]["epochs"],
+                "test_accuracy": [round(r["test_accuracy"], 4) for r in runs],
+                "train_seconds": [round(r["train_seconds"], 1) for r in runs],
+                "wall_seconds": [round(r["wall_seconds"], 1) for r in runs],
+                "cpus": os.cpu_count(), "machine": machine.describe(), "measured": time.strftime("%Y-%m-%d"), "as_graded": args.as_graded,
+            }
             RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n")
     table = render(results)
     print(table)

@@ -10,7 +10,6 @@ file outside the student's kernel (:func:`course.grading.checks.file_report`).
 :func:`submitted`): without a usable file, the notebook trains under the grading
 budget so that the rest of it runs, and the accuracy test fails (nothing shows
 where a model the notebook holds came from).
-``05_cifar_cnn`` submits two files, one per model.
 """
 
 from __future__ import annotations

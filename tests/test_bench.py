@@ -32,7 +32,7 @@ def test_the_capstone_is_graded_by_tiers_not_a_threshold():
     assert row.startswith("| 08_cifar_challenge | full | 289,642 | 20 | 1 | 85.00% | 85.00% | 85.00% | 1500 | 1600 | tiers |")
 
 
-def test_report_cell_prints_one_line_per_graded_model(capsys):
+def test_report_cell_prints_the_graded_models_line(capsys):
     class Model:
         def __init__(self, params):
             self.params = params
@@ -43,14 +43,11 @@ def test_report_cell_prints_one_line_per_graded_model(capsys):
     class Budget:
         epochs, name = 2, "grading"
 
-    names = dict(model_a=Model(122570), test_accuracy_a=0.7, train_seconds_a=5.0, model=Model(2125578),
-                 test_accuracy=0.71, train_seconds=9.0, BUDGET=Budget())
-    exec(bench.report_code("05_cifar_cnn"), names)
+    names = dict(model=Model(2125578), test_accuracy=0.71, train_seconds=9.0, BUDGET=Budget())
+    exec(bench.report_code(), names)
     assert capsys.readouterr().out.splitlines() == [
-        'BENCH {"label": "A", "params": 122570, "test_accuracy": 0.7, "train_seconds": 5.0, "epochs": 2, "budget": "grading"}',
-        'BENCH {"label": "B", "params": 2125578, "test_accuracy": 0.71, "train_seconds": 9.0, "epochs": 2, "budget": "grading"}',
+        'BENCH {"params": 2125578, "test_accuracy": 0.71, "train_seconds": 9.0, "epochs": 2, "budget": "grading"}',
     ]
-    assert bench.report_code("02_mnist_mlp").count("BENCH") == 1
 
 
 def test_the_machine_is_named_by_cpu_model_cores_and_vector_extensions():

@@ -170,14 +170,14 @@ def test_in_the_judge_a_model_file_is_read_as_the_grader_received_it(tmp_path, m
     assert checks.submitted_file(beside_notebook) == submitted
     assert checks.submitted_report(beside_notebook, _mlp(256))["same_architecture"] is True
     assert checks.file_report(beside_notebook)["params"] == 203_530
-    _mlp(512).save(tmp_path / "05_cifar_cnn_wide.keras")  # written by the notebook, never submitted
-    assert checks.submitted_file(tmp_path / "05_cifar_cnn_wide.keras") is None
-    assert checks.submitted_report(tmp_path / "05_cifar_cnn_wide.keras", _mlp(512)) is None
-    with pytest.raises(RuntimeError, match="no model file 05_cifar_cnn_wide.keras was submitted"):
-        checks.file_report(tmp_path / "05_cifar_cnn_wide.keras")
+    _mlp(512).save(tmp_path / "05b_cifar_wide.keras")  # written by the notebook, never submitted
+    assert checks.submitted_file(tmp_path / "05b_cifar_wide.keras") is None
+    assert checks.submitted_report(tmp_path / "05b_cifar_wide.keras", _mlp(512)) is None
+    with pytest.raises(RuntimeError, match="no model file 05b_cifar_wide.keras was submitted"):
+        checks.file_report(tmp_path / "05b_cifar_wide.keras")
     monkeypatch.setattr(checks, "SUBMITTED_FILES", {"02_mnist_mlp.keras": None})  # submitted past the limits
     with pytest.raises(AssertionError, match="02_mnist_mlp.keras was not graded: .* past the grader's limits"):
         checks.submitted_report(beside_notebook, _mlp(256))
     monkeypatch.setattr(checks, "SUBMITTED_FILES", None)  # outside the judge: where the file lies
-    assert checks.submitted_file(tmp_path / "05_cifar_cnn_wide.keras") == tmp_path / "05_cifar_cnn_wide.keras"
+    assert checks.submitted_file(tmp_path / "05b_cifar_wide.keras") == tmp_path / "05b_cifar_wide.keras"
     assert checks.submitted_file(beside_notebook) is None

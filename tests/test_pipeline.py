@@ -210,11 +210,10 @@ def test_no_page_runs_a_script_a_submission_wrote(course):
 # The hidden tests that measure a trained model (README, "Grading the model the student trained").
 ACCURACY_CELLS = {
     "02_mnist_mlp": ["mlp_test_accuracy"], "03_mnist_cnn": ["cnn_test_accuracy"], "04_fashion_cnn": ["fashion_test_accuracy"],
-    "05_cifar_cnn": ["cifar_tutorial_accuracy", "cifar_wide_accuracy"], "06_normalization_optimizers": ["norm_test_accuracy"],
-    "07_batchnorm_functional": ["bn_test_accuracy"],
+    "05_cifar_cnn": ["cifar_tutorial_accuracy"], "05b_cifar_wide": ["cifar_wide_accuracy"],
+    "06_normalization_optimizers": ["norm_test_accuracy"], "07_batchnorm_functional": ["bn_test_accuracy"],
 }
 MODEL_FILES = {assignment: [f"{assignment}.keras"] for assignment in ACCURACY_CELLS}  # what each of those measures
-MODEL_FILES["05_cifar_cnn"] = ["05_cifar_cnn_tutorial.keras", "05_cifar_cnn_wide.keras"]
 
 
 def _cell_text(root: Path, assignment: str, student: str, grade_id: str) -> str:
@@ -270,7 +269,7 @@ def test_capstone_without_a_loadable_model_file_says_why_and_loses_only_the_mode
         assert not gradebook.find_submission(CAPSTONE, "empty").needs_manual_grade
 
 
-BY_HAND = {"04_fashion_cnn": "fashion_dropout_reading", "05_cifar_cnn": "cifar_parameters_reading",
+BY_HAND = {"04_fashion_cnn": "fashion_dropout_reading", "05b_cifar_wide": "cifar_parameters_reading",
            "06_normalization_optimizers": "norm_sweep_reading", "07_batchnorm_functional": "bn_effect_reading",
            CAPSTONE: "challenge_analysis"}
 

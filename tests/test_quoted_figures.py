@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = json.loads((ROOT / "bench" / "results.json").read_text())
 NOTEBOOKS = sorted((ROOT / "source").glob("*/*.ipynb"))
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
-# The model file a hidden test measures -> its entry in results.json (05 trains two models).
-ENTRY = {"05_cifar_cnn_tutorial": "05_cifar_cnn A", "05_cifar_cnn_wide": "05_cifar_cnn B"}
 
 
 @functools.cache
@@ -50,14 +48,13 @@ def _accuracies(entry: str, budget: str) -> list[float]:
 def test_hidden_thresholds_follow_the_rule_from_the_measured_accuracies(path):
     code = _cells(path, "code")
     graded = re.findall(r'graded_accuracy\(\s*_Path\("(\w+)\.keras"\).*?full=([\d.]+),\s*grading=([\d.]+)', code, re.S)
-    if path.parent.name not in {key.split("/")[0].split(" ")[0] for key in RESULTS} or path.parent.name.startswith("08"):
+    if path.parent.name not in {key.split("/")[0] for key in RESULTS} or path.parent.name.startswith("08"):
         assert not graded
         return
     assert graded, "a training notebook's hidden test grades its model with graded_accuracy"
     for model_file, full, grading in graded:
-        entry = ENTRY.get(model_file, model_file)
         for budget, given in (("full", full), ("grading", grading)):
-            lowest = min(_accuracies(entry, budget))
+            lowest = min(_accuracies(model_file, budget))
             assert float(given) == _threshold(lowest), (
                 f"{model_file}: the {budget} threshold {given} is not bench/run.py's rule on the lowest measured "
                 f"accuracy {lowest} ({_threshold(lowest)}): run `make bench` or mend the test")
@@ -74,16 +71,15 @@ def test_the_accuracies_the_prose_quotes_are_the_measured_ones(path):
             f"{name} quotes {low}–{high}%; bench/results.json measured {min(measured):.2%}–{max(measured):.2%}")
         assert NUMBERS[seeds] == len(measured), f"{name} says {seeds} seeds; bench/results.json has {len(measured)}"
         quoted += 1
-    for about, model, threshold in re.findall(r"about (\d+(?:\.\d)?)% \((?:model ([AB]), )?threshold (\d+\.\d)%", prose):
-        entry = f"{name} {model}" if model else name
-        measured = _accuracies(entry, "full")
+    for about, threshold in re.findall(r"about (\d+(?:\.\d)?)% \(threshold (\d+\.\d)%", prose):
+        measured = _accuracies(name, "full")
         mean = 100 * sum(measured) / len(measured)
-        assert abs(float(about) - mean) <= 0.5, f"{entry} quotes about {about}%; bench/results.json's mean is {mean:.2f}%"
-        assert float(threshold) == round(100 * _threshold(min(measured)), 1), f"{entry}: threshold {threshold}%"
+        assert abs(float(about) - mean) <= 0.5, f"{name} quotes about {about}%; bench/results.json's mean is {mean:.2f}%"
+        assert float(threshold) == round(100 * _threshold(min(measured)), 1), f"{name}: threshold {threshold}%"
         quoted += 1
     for threshold in re.findall(r"; threshold (\d+\.\d)%\)", prose):
         assert float(threshold) == round(100 * _threshold(min(_accuracies(name, "full"))), 1), f"{name}: threshold {threshold}%"
-    if f"{name}/full" in RESULTS or f"{name} A/full" in RESULTS:
+    if f"{name}/full" in RESULTS:
         assert quoted, f"{name} quotes no measured accuracy in a form this test reads"
 
 

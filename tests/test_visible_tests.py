@@ -234,14 +234,6 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
         ],
     },
     "05_cifar_cnn": {
-        "cifar_cross_entropy": [
-            ("the true class's probability", "WRONG_CROSS_ENTROPY(picked='probabilities.max(axis=1)')",
-             "cifar_cross_entropy_values_test"),
-            ("the natural logarithm", "WRONG_CROSS_ENTROPY(log='np.log10')", "cifar_cross_entropy_values_test"),
-            ("negated", "WRONG_CROSS_ENTROPY(sign='')", "cifar_cross_entropy_values_test"),
-            ("one value per example", "WRONG_CROSS_ENTROPY(reduce='.mean()')", "cifar_cross_entropy_values_test"),
-            ("labels of shape (N, 1)", "WRONG_CROSS_ENTROPY(flatten=False)", "cifar_cross_entropy_column_test"),
-        ],
         "cifar_preprocess": [
             ("the shape kept", "WRONG_05_PREPROCESS(x='images.reshape(len(images), -1).astype(np.float32) / 255.0')",
              "cifar_preprocess_test"),
@@ -260,12 +252,6 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
             ("32, 64 and 64 filters", "WRONG_TUTORIAL().replace('Conv2D(32', 'Conv2D(16')", "cifar_build_tutorial_cnn_settings_test"),
             ("an Input", "WRONG_TUTORIAL().replace('keras.Input((32, 32, 3)), ', '')", "cifar_build_tutorial_cnn_layers_test"),
         ],
-        "cifar_build_wide_cnn": [
-            ("the layers in order", "WRONG_WIDE(order='dropout first')", "cifar_build_wide_cnn_test"),
-            ("padding='same'", "WRONG_WIDE(padding='valid')", "cifar_build_wide_cnn_test"),
-            ("Dropout(0.3), Dropout(0.2)", "WRONG_WIDE(rates=(0.2, 0.3))", "cifar_build_wide_cnn_test"),
-            ("the first Dense layer's count", "WRONG_WIDE(dense_params='16 * 16 * 64 * 128')", "cifar_wide_dense_params_test"),
-        ],
         "cifar_tutorial_shapes": [
             ("six shapes", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64)]",
              "cifar_tutorial_shapes_test"),
@@ -275,6 +261,22 @@ WRONG: dict[str, dict[str, list[tuple[str, str, str]]]] = {
              "cifar_tutorial_shapes_test"),
             ("Flatten multiplies", "tutorial_shapes = [(30, 30, 32), (15, 15, 32), (13, 13, 64), (6, 6, 64), (4, 4, 64), (64,)]",
              "cifar_tutorial_shapes_test"),
+        ],
+    },
+    "05b_cifar_wide": {
+        "cifar_build_wide_cnn": [
+            ("the layers in order", "WRONG_WIDE(order='dropout first')", "cifar_build_wide_cnn_test"),
+            ("padding='same'", "WRONG_WIDE(padding='valid')", "cifar_build_wide_cnn_test"),
+            ("Dropout(0.3), Dropout(0.2)", "WRONG_WIDE(rates=(0.2, 0.3))", "cifar_build_wide_cnn_test"),
+            ("the first Dense layer's count", "WRONG_WIDE(dense_params='16 * 16 * 64 * 128')", "cifar_wide_dense_params_test"),
+        ],
+        "cifar_cross_entropy": [
+            ("the true class's probability", "WRONG_CROSS_ENTROPY(picked='probabilities.max(axis=1)')",
+             "cifar_cross_entropy_values_test"),
+            ("the natural logarithm", "WRONG_CROSS_ENTROPY(log='np.log10')", "cifar_cross_entropy_values_test"),
+            ("negated", "WRONG_CROSS_ENTROPY(sign='')", "cifar_cross_entropy_values_test"),
+            ("one value per example", "WRONG_CROSS_ENTROPY(reduce='.mean()')", "cifar_cross_entropy_values_test"),
+            ("labels of shape (N, 1)", "WRONG_CROSS_ENTROPY(flatten=False)", "cifar_cross_entropy_column_test"),
         ],
     },
     "06_normalization_optimizers": {

@@ -302,7 +302,7 @@ def graded_accuracy(path: Path, built: Any, trained: Any, dataset: str, full: fl
 def cifar10_train_statistics() -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``pixels / 255`` over CIFAR-10's training split.
 
-    The split of ``06_normalization_optimizers`` (and ``05_cifar_cnn``): ``train_test_split(...,
+    The split of ``05_cifar_cnn``, ``05b_cifar_wide`` and ``06_normalization_optimizers``: ``train_test_split(...,
     test_size=0.2, random_state=9)`` of the 50,000 training images, the 40,000 it keeps for training.
     Hidden tests compare the student's statistics with these and standardize the test set with them.
     Computed once per process (the judge grades several cells that ask)."""
