@@ -59,3 +59,21 @@ def test_the_machine_is_named_by_cpu_model_cores_and_vector_extensions():
     assert machine.describe(epyc, cores=2) == "AMD EPYC, 2 CPU cores, AVX2, no AVX-512"
     assert machine.describe(xeon, cores=4) == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz, 4 CPU cores, AVX-512"
     assert machine.describe("flags: sse2\n", cores=1) == "unknown CPU, 1 CPU cores, no AVX2"
+
+
+def test_a_stale_hidden_threshold_does_not_stop_the_measurement_that_renews_it(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    setup = ("class Model:\n    def count_params(self):\n        return 3\n\n\nclass Budget:\n    epochs, name = 1, 'grading'\n\n\n"
+             "model, test_accuracy, train_seconds, BUDGET = Model(), 0.5, 1.0, Budget()")
+    test = ('assert test_accuracy > 0.3, "far too low"\n### BEGIN HIDDEN TESTS\n'
+            'assert test_accuracy >= 0.9, "below the old threshold"\n### END HIDDEN TESTS')
+    graded = {"nbgrader": {"grade": True, "grade_id": "accuracy", "points": 1, "solution": False, "locked": True}}
+    folder = tmp_path / "source" / "09_toy"
+    folder.mkdir(parents=True)
+    nbformat.write(new_notebook(cells=[new_code_cell(setup), new_code_cell(test, metadata=graded)]), folder / "09_toy.ipynb")
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    result = bench.run_notebook("09_toy", "grading", seed=1)
+    assert {k: result[k] for k in ("params", "test_accuracy", "train_seconds", "epochs", "budget")} == {
+        "params": 3, "test_accuracy": 0.5, "train_seconds": 1.0, "epochs": 1, "budget": "grading"}
