@@ -290,6 +290,11 @@ def test_answers_graded_by_hand_wait_for_the_instructor_with_the_students_words(
             assert not gradebook.find_submission(assignment, "empty").needs_manual_grade, assignment  # YOUR ANSWER HERE: 0
             # Its score is the automatic points alone until the instructor grades the answer.
             assert float(grades[(assignment, "correct")]["score"]) == correct.score
+            # The answer the instructor reads is the student's own (the samples submit the source's text).
+            (path,) = (root / "autograded" / "correct" / assignment).glob("*.ipynb")
+            (cell,) = [c for c in nbformat.read(path, as_version=4).cells
+                       if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+            assert cell.source.startswith("*For graders: what a full answer contains"), assignment
 
 
 def test_capstone_leaderboard_ranks_the_measured_models(course):

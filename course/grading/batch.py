@@ -708,7 +708,7 @@ def _merge_grades(db_url: str, workspace: Path, outcome: Outcome) -> None:
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
                         grade.auto_score, grade.needs_manual_grade = 0.0, False
-            _restore_instructors_marks(target.find_submission(assignment, outcome.student), kept)
+            _restore_instructors_marks(submission, kept)
             target.db.commit()
             merged = target.find_submission(assignment, outcome.student)
             outcome.score, outcome.max_score = merged.score, merged.max_score
