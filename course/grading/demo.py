@@ -21,7 +21,7 @@ from course.grading import batch, leaderboard, pipeline, progress, submissions
 
 # Each sample's seconds in a `course demo` on 2 cores (logs/grading-times.json of that run: CI's
 # pipeline test at 87bc677 (two samples merged since, timed from their parts; 05_cifar_cnn's and 05b_cifar_wide's
-# estimated from 05's before it was split), AMD EPYC with AVX-512). Only the order of the queue depends on them.
+# from the pipeline test at 51f2e2a, after the split), AMD EPYC with AVX-512). Only the order of the queue depends on them.
 SAMPLE_TIMINGS = pipeline.SAMPLES_DIR / "grading-times.json"
 
 
