@@ -668,9 +668,9 @@ def test_a_signal_stops_grading_kills_every_process_and_merges_nothing_half_grad
         for process in [me, *started]:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-    # No timings yet: the median of course.grading.progress.MEASURED (32.7 s) for each of three, on two workers (49.05 s,
+    # No timings yet: the median of course.grading.progress.MEASURED (30.1 s) for each of three, on two workers (45.15 s,
     # less the moment since the start).
-    assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed... ETA 49 s\n"
+    assert out == "Grading 3 submissions of A with 2 worker(s), NOT sandboxed... ETA 45 s\n"
     assert err.strip() == (f"Stopped by {signal.Signals(signum).name}: 0 of 3 submissions graded and merged into "
                            "gradebook.db; the other 3 were not merged (2 killed while being graded). Feedback and "
                            "grades.csv were not updated: run the same `course grade` with --only-new to go on.")
