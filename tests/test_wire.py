@@ -179,3 +179,35 @@ def test_the_kernel_side_answers_get_has_and_call_requests(tmp_path, monkeypatch
     assert np.array_equal(decoder.decode(called["changed_args"]["0"]), [0, 2, 4])
     _, raised = ask("raised", lambda f: {"op": "call", "ref": ref, "args": [wire.Encoder(f).encode("text")], "kwargs": {}})
     assert raised == {"ok": False, "raised": {"type": "AttributeError", "message": "'str' object has no attribute 'sum'"}}
+
+
+def test_a_model_argument_changed_in_place_is_sent_back_and_an_unchanged_one_is_not(tmp_path, monkeypatch):
+    """A student's function that trains the model it is given (as ``fit`` does) changes it in place: the judge gets
+    the changed model back; one that only reads it sends nothing back."""
+    import keras
+
+    def train_in_place(model):
+        model.set_weights([np.ones_like(w) for w in model.get_weights()])
+
+    def count(model):
+        return model.count_params()
+
+    namespace = {"train_in_place": train_in_place, "count": count}
+    monkeypatch.setattr(wire, "_user_namespace", lambda: namespace)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    def call(name, function):
+        folder = wire.Folder(tmp_path / f"{name}-get", create=True, prefix="j")
+        folder.write_json("request.json", {"op": "get", "name": function})
+        wire.handle(str(tmp_path / f"{name}-get"))
+        ref = folder.read_json("response.json")["value"]["ref"]
+        folder = wire.Folder(tmp_path / name, create=True, prefix="j")
+        folder.write_json("request.json", {"op": "call", "ref": ref, "args": [wire.Encoder(folder).encode(model)], "kwargs": {}})
+        wire.handle(str(tmp_path / name))
+        return folder, folder.read_json("response.json")
+
+    folder, trained = call("trained", "train_in_place")
+    sent_back = wire.Decoder(folder).decode(trained["changed_args"]["0"])
+    assert [w.tolist() for w in sent_back.get_weights()] == [[[1.0, 1.0]] * 3, [1.0, 1.0]]
+    folder, counted = call("counted", "count")
+    assert wire.Decoder(folder).decode(counted["value"]) == 8 and "changed_args" not in counted

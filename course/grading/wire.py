@@ -428,7 +428,7 @@ def _answer(folder: Folder) -> dict[str, Any]:
         args = [decoder.decode(a) for a in request["args"]]
         kwargs = {k: decoder.decode(v) for k, v in request["kwargs"].items()}
         before = {i: a.copy() for i, a in enumerate(args) if _is_array(a)}
-        weights_before = {i: _weights(a) for i, a in enumerate(args) if _is_model(a)}
+        weights_before = {i: a.get_weights() for i, a in enumerate(args) if _is_model(a)}  # copies: np.array of each
         try:
             result = function(*args, **kwargs)
         except Exception as error:
@@ -462,12 +462,6 @@ def _is_model(value: Any) -> bool:
 
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(value, keras.Model)
-
-
-def _weights(model: Any) -> list[Any]:
-    import numpy as np
-
-    return [np.array(w, copy=True) for w in model.get_weights()]
 
 
 def _same_weights(before: list[Any], model: Any) -> bool:
