@@ -149,6 +149,15 @@ def test_reading_refuses_links_special_files_and_oversized_files(tmp_path):
         folder.close()
 
 
+def _answered(tmp_path, name, request):
+    """``request(folder)`` sent to the kernel side (course.grading.wire.handle) in a folder of its own under
+    ``tmp_path``: that folder and the response."""
+    folder = wire.Folder(tmp_path / name, create=True, prefix="j")
+    folder.write_json("request.json", request(folder))
+    wire.handle(str(tmp_path / name))
+    return folder, folder.read_json("response.json")
+
+
 def test_the_kernel_side_answers_get_has_and_call_requests(tmp_path, monkeypatch):
     """What course.grading.wire.handle does in the student's kernel, with a plain dict as the notebook's names."""
     def double(x):
@@ -159,11 +168,7 @@ def test_the_kernel_side_answers_get_has_and_call_requests(tmp_path, monkeypatch
     monkeypatch.setattr(wire, "_user_namespace", lambda: namespace)
 
     def ask(name, request):
-        folder = wire.Folder(tmp_path / name, create=True, prefix="j")
-        request = request(folder)
-        folder.write_json("request.json", request)
-        wire.handle(str(tmp_path / name))
-        return folder, folder.read_json("response.json")
+        return _answered(tmp_path, name, request)
 
     _, has = ask("has", lambda f: {"op": "has", "name": "x_train"})
     assert has == {"ok": True, "value": True}
@@ -197,14 +202,9 @@ def test_a_model_argument_changed_in_place_is_sent_back_and_an_unchanged_one_is_
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
 
     def call(name, function):
-        folder = wire.Folder(tmp_path / f"{name}-get", create=True, prefix="j")
-        folder.write_json("request.json", {"op": "get", "name": function})
-        wire.handle(str(tmp_path / f"{name}-get"))
-        ref = folder.read_json("response.json")["value"]["ref"]
-        folder = wire.Folder(tmp_path / name, create=True, prefix="j")
-        folder.write_json("request.json", {"op": "call", "ref": ref, "args": [wire.Encoder(folder).encode(model)], "kwargs": {}})
-        wire.handle(str(tmp_path / name))
-        return folder, folder.read_json("response.json")
+        _, got = _answered(tmp_path, f"{name}-get", lambda f: {"op": "get", "name": function})
+        ref = got["value"]["ref"]
+        return _answered(tmp_path, name, lambda f: {"op": "call", "ref": ref, "args": [wire.Encoder(f).encode(model)], "kwargs": {}})
 
     folder, trained = call("trained", "train_in_place")
     sent_back = wire.Decoder(folder).decode(trained["changed_args"]["0"])
